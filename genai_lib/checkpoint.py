@@ -1,0 +1,146 @@
+"""Saving and loading training state, safely.
+
+A checkpoint holds everything needed to continue a run exactly where it
+stopped: the weights of every model, the optimizers, the learning-rate
+schedulers, the gradient scalers, the step, the history, and every random
+number generator. It is written atomically (a temporary file, then a rename),
+so a crash while saving never leaves a half-written checkpoint behind, and it
+is read with ``torch.load(weights_only=True)``, which refuses to run code
+hidden in a file.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "genai_lib.checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used: unreadable, truncated, or not ours."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was saved from a different model than the one given."""
+
+
+# ---------------------------------------------------------------- model fingerprints
+
+
+def fingerprint(model: nn.Module) -> dict[str, Any]:
+    """What a model must match to take a checkpoint's weights: class and tensor shapes."""
+    return {
+        "class": type(model).__name__,
+        "shapes": {name: list(t.shape) for name, t in model.state_dict().items()},
+    }
+
+
+def compare_fingerprints(name: str, saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two fingerprints (empty if they match)."""
+    problems = []
+    if saved["class"] != current["class"]:
+        problems.append(f"{name} is a {saved['class']} in the checkpoint but a {current['class']} here")
+    old, new = saved["shapes"], current["shapes"]
+    for key in old.keys() - new.keys():
+        problems.append(f"{name}.{key} is in the checkpoint but not in this model")
+    for key in new.keys() - old.keys():
+        problems.append(f"{name}.{key} is in this model but not in the checkpoint")
+    for key in old.keys() & new.keys():
+        if old[key] != new[key]:
+            problems.append(f"{name}.{key} has shape {old[key]} in the checkpoint but {new[key]} here")
+    return sorted(problems)
+
+
+# ---------------------------------------------------------------- random number generators
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every generator a training step may draw from."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        # numpy's state holds an ndarray; store plain types so weights_only loading accepts it
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------- files
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file safely, or raise a :class:`CheckpointError` that says why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for bad files
+        raise CheckpointError(
+            f"The checkpoint {path} cannot be read: it is truncated, corrupt, or not a "
+            f"checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            f"Delete it to start training afresh, or pass another checkpoint_path."
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is a torch file but not a genai_lib training checkpoint "
+            f"(expected format {FORMAT!r}). Delete it or pass another checkpoint_path."
+        )
+    return state
+
+
+def check_models_match(path: str | Path, state: dict[str, Any], models: dict[str, nn.Module]) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``models`` are the ones saved in ``state``."""
+    saved = state["fingerprints"]
+    problems = []
+    for name in saved.keys() - models.keys():
+        problems.append(f"the checkpoint has a model '{name}' that this run does not")
+    for name in models.keys() - saved.keys():
+        problems.append(f"this run has a model '{name}' that the checkpoint does not")
+    for name in saved.keys() & models.keys():
+        problems += compare_fingerprints(name, saved[name], fingerprint(models[name]))
+    if problems:
+        shown = "\n  - ".join(problems[:8])
+        more = f"\n  ... and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise CheckpointMismatchError(
+            f"The checkpoint {path} was saved from a different model:\n  - {shown}{more}\n"
+            f"Build the model with the settings it was saved with, or delete the file "
+            f"(or pass another checkpoint_path) to start afresh."
+        )

@@ -1,0 +1,4 @@
+"""Networks and density models. A model takes tensors and knows nothing of how it is trained."""
+from genai_lib.models.mixture import GaussianMixture
+
+__all__ = ["GaussianMixture"]

@@ -1,0 +1,89 @@
+"""Execute chapter notebooks headless, with papermill, and time them."""
+from __future__ import annotations
+
+import ast
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genai_lib.config import REPO_DATA_DIR
+
+CHAPTERS_DIR = REPO_DATA_DIR.parent / "chapters"
+
+
+@dataclass
+class RunResult:
+    chapter: str
+    seconds: float
+    ok: bool
+    output: Path
+    error: str = ""
+
+
+def list_chapters(folder: Path = CHAPTERS_DIR) -> list[Path]:
+    """The chapter notebooks, in course order."""
+    return sorted(p for p in folder.glob("[0-9]*.ipynb"))
+
+
+def find_chapter(name: str, folder: Path = CHAPTERS_DIR) -> Path:
+    """Resolve ``"00"``, ``"00_welcome"`` or a path to a chapter notebook."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path
+    matches = [p for p in list_chapters(folder) if p.stem == name or p.stem.split("_")[0] == name]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(p.stem for p in list_chapters(folder)) or f"none found in {folder}"
+    raise ValueError(f"No single chapter matches {name!r}. Chapters: {known}.")
+
+
+def parse_value(text: str) -> Any:
+    """A parameter value from the command line: a Python literal if it is one, else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
+                fast: bool | None = None) -> RunResult:
+    """Execute ``notebook`` top to bottom into ``out_dir`` and time it.
+
+    ``fast=True``/``False`` sets ``GENAI_FAST`` for the kernel; ``None`` keeps
+    this process's setting. Figures are kept: ``MPLBACKEND`` is removed from
+    the kernel's environment, since a non-inline backend makes them vanish.
+    """
+    import papermill  # imported here: it is slow to import and only this needs it
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    saved_env = dict(os.environ)
+    os.environ.pop("MPLBACKEND", None)
+    if fast is not None:
+        os.environ["GENAI_FAST"] = "1" if fast else "0"
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters or {},
+                                   cwd=str(notebook.parent), progress_bar=True)
+        return RunResult(notebook.stem, time.perf_counter() - start, True, output)
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        return RunResult(notebook.stem, time.perf_counter() - start, False, output, first_line)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def format_table(results: list[RunResult]) -> str:
+    """A plain-text table of wall times and statuses."""
+    width = max([len(r.chapter) for r in results] + [7])
+    lines = [f"{'chapter':<{width}}  {'status':<6}  {'seconds':>8}", "-" * (width + 18)]
+    for r in results:
+        lines.append(f"{r.chapter:<{width}}  {'ok' if r.ok else 'FAILED':<6}  {r.seconds:>8.1f}")
+    lines.append(f"{'total':<{width}}  {'':<6}  {sum(r.seconds for r in results):>8.1f}")
+    for r in results:
+        if not r.ok:
+            lines.append(f"{r.chapter}: {r.error}  (see {r.output})")
+    return "\n".join(lines)

@@ -1,0 +1,447 @@
+"""The one training loop of the course.
+
+Every chapter trains through :func:`fit`. A training step is a list of
+*objectives*: each has a model, an optimizer and a loss. A VAE or a GPT has one
+objective; a GAN has two (the discriminator's, then the generator's), stepped
+one after the other on the same batch. For each objective, every step does:
+
+    zero the gradients -> forward under autocast -> backward (scaled in fp16)
+    -> clip the gradient norm -> optimizer step -> learning-rate schedule step
+
+Around that, :func:`fit` adds what real training needs: device placement,
+mixed precision, a warmup + cosine learning-rate schedule, a progress bar,
+a history of metrics, periodic evaluation, divergence detection, and
+checkpoints that resume exactly where they stopped.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from genai_lib import checkpoint as ckpt
+from genai_lib.config import get_device
+
+Batch = Any  # a tensor, or a tuple/list/dict of tensors
+LossOutput = Union[Tensor, dict[str, Tensor]]
+LossFn = Callable[[Batch], LossOutput]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------- objectives
+
+
+@dataclass
+class Objective:
+    """One thing to minimise: ``model``'s parameters, updated by ``optimizer``, to lower ``loss_fn``.
+
+    ``loss_fn(batch)`` returns a scalar loss, or a dict with a ``"loss"`` entry
+    and any other scalars to log (``{"loss": ..., "kl": ..., "recon": ...}``).
+    ``every=k`` steps this objective only on every k-th step (for example the
+    generator of a WGAN, which steps once per five critic steps).
+    ``optimizer=None`` builds AdamW with the learning rate given to :func:`fit`.
+    """
+
+    name: str
+    model: nn.Module
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer | None = None
+    every: int = 1
+
+
+# ---------------------------------------------------------------- history
+
+
+@dataclass
+class History:
+    """Metrics recorded during training: one row per logged step.
+
+    Each row is ``{"step": int, "split": "train" | "val", name: float, ...}``.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def log(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        self.rows.append({"step": step, "split": split, **metrics})
+
+    def get(self, key: str, split: str = "train") -> tuple[list[int], list[float]]:
+        """Steps and values of one metric, ready for ``plt.plot(*history.get("loss"))``."""
+        pairs = [(r["step"], r[key]) for r in self.rows if r["split"] == split and key in r]
+        return [s for s, _ in pairs], [v for _, v in pairs]
+
+    def last(self, key: str, split: str = "train") -> float:
+        """The most recent value of a metric."""
+        values = self.get(key, split)[1]
+        if not values:
+            raise KeyError(f"No {split} metric named {key!r}; known: {sorted(self.keys(split))}")
+        return values[-1]
+
+    def keys(self, split: str = "train") -> set[str]:
+        return {k for r in self.rows if r["split"] == split for k in r} - {"step", "split"}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# ---------------------------------------------------------------- learning rate
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int = 0,
+              min_lr_ratio: float = 0.1, schedule: str = "cosine") -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based).
+
+    Linear warmup over ``warmup_steps``, then a cosine decay that reaches
+    ``min_lr_ratio`` at ``total_steps`` (``schedule="cosine"``), or a constant
+    rate after warmup (``schedule="constant"``).
+    """
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or 'constant'.")
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return min_lr_ratio + (1.0 - min_lr_ratio) * cosine
+
+
+# ---------------------------------------------------------------- precision
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    """Resolve ``"auto"`` to ``"bf16"``, ``"fp16"`` or ``"fp32"`` for ``device``.
+
+    - CUDA with bf16 (Ampere and newer): bf16 autocast, no scaler needed.
+    - CUDA without bf16 (a T4, say): fp16 autocast with a gradient scaler.
+    - CPU and MPS: fp32. bf16 autocast on a CPU is allowed when asked for, but
+      it is slower than fp32 on most laptop CPUs, so it is not the default.
+    """
+    if requested not in {"auto", "fp32", "bf16", "fp16"}:
+        raise ValueError(f"Unknown precision {requested!r}; use 'auto', 'fp32', 'bf16' or 'fp16'.")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a resolved precision (a no-op for fp32)."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- data
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move a tensor, or a tuple/list/dict of tensors, to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class EpochBatches:
+    """Shuffled mini-batches from in-memory tensors, as a function of the step.
+
+    Epoch ``e`` uses a permutation seeded by ``(seed, e)``, so the batch at any
+    step can be recomputed: that is what lets a resumed run see exactly the
+    batches the uninterrupted run would have seen. The last incomplete batch of
+    an epoch is dropped, so every batch has ``batch_size`` rows.
+    """
+
+    def __init__(self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0):
+        self.single = isinstance(tensors, Tensor)
+        self.tensors = [tensors] if self.single else list(tensors)
+        n = len(self.tensors[0])
+        if any(len(t) != n for t in self.tensors):
+            raise ValueError(f"All data tensors need the same length; got {[len(t) for t in self.tensors]}.")
+        if n < batch_size:
+            raise ValueError(f"batch_size={batch_size} is larger than the dataset ({n} rows).")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def to(self, device: torch.device) -> "EpochBatches":
+        self.tensors = [t.to(device) for t in self.tensors]
+        return self
+
+    def __call__(self, step: int) -> Batch:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.n, generator=g).to(self.tensors[0].device)
+            self._epoch = epoch
+        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        rows = [t[idx] for t in self.tensors]
+        return rows[0] if self.single else tuple(rows)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def fit(
+    model: nn.Module | Sequence[Objective],
+    loss_fn: LossFn | None = None,
+    data: Tensor | Sequence[Tensor] | Callable[[int], Batch] | None = None,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    warmup_steps: int = 0,
+    schedule: str = "cosine",
+    min_lr_ratio: float = 0.1,
+    grad_clip: float | None = 1.0,
+    precision: str = "auto",
+    device: str | torch.device | None = None,
+    log_every: int = 10,
+    eval_fn: Callable[[], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    callbacks: Sequence[Callable[[int], None]] = (),
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = True,
+    stop_after: int | None = None,
+    extra_modules: dict[str, nn.Module] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Train for ``steps`` optimizer steps and return the :class:`History`.
+
+    One model: ``fit(model, loss_fn, data, steps=...)``. Several (a GAN):
+    ``fit([Objective("disc", D, d_loss), Objective("gen", G, g_loss)], data=..., steps=...)``.
+
+    ``data`` is a tensor or a tuple of tensors held in memory (shuffled into
+    batches of ``batch_size`` each epoch), or a function ``step -> batch``.
+    Each batch is moved to ``device`` and passed to the loss functions.
+
+    ``eval_fn()`` is called every ``eval_every`` steps and at the end, with the
+    models in eval mode and gradients off; it returns ``{name: value}``.
+    ``callbacks`` are called as ``cb(step)`` after every step (``step`` counts
+    completed steps, from 1).
+
+    With ``checkpoint_path``, the full training state is saved every
+    ``checkpoint_every`` steps, at the end, and on Ctrl-C. With ``resume=True``
+    an existing checkpoint there is loaded and training continues from its
+    step; ``stop_after=k`` ends this call after step k (the schedule still
+    spans ``steps``), so a long run can be split into sessions.
+    ``extra_modules`` are saved and restored with the models (an EMA copy, say).
+
+    Metrics are averaged over each window of ``log_every`` steps. With one
+    objective they are named ``loss``, ``grad_norm``, ``lr`` (and whatever
+    else the loss returns); with several, ``disc/loss``, ``gen/loss``...
+    """
+    objectives = _as_objectives(model, loss_fn)
+    device = get_device(str(device)) if device is not None else get_device()
+    precision = choose_precision(precision, device)
+    if data is None:
+        raise ValueError("fit() needs data: a tensor, a tuple of tensors, or a function step -> batch.")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+
+    modules: dict[str, nn.Module] = {o.name: o.model for o in objectives}
+    modules.update(extra_modules or {})
+    for m in modules.values():
+        m.to(device)
+    optimizers = [o.optimizer or torch.optim.AdamW(o.model.parameters(), lr=lr, betas=betas,
+                                                   weight_decay=weight_decay) for o in objectives]
+    schedule_fn = lambda s: lr_factor(s, total_steps=steps, warmup_steps=warmup_steps,  # noqa: E731
+                                      min_lr_ratio=min_lr_ratio, schedule=schedule)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule_fn) for opt in optimizers]
+    scalers = [torch.amp.GradScaler(device.type, enabled=precision == "fp16") for _ in objectives]
+    get_batch = data if callable(data) and not isinstance(data, Tensor) else EpochBatches(data, batch_size, seed).to(device)
+
+    history, start = History(), 0
+    window: dict[str, Tensor] = {}  # metric sums since the last log, and how many steps they hold
+    window_count: dict[str, int] = {}
+    if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
+        state = ckpt.read_checkpoint(checkpoint_path)
+        ckpt.check_models_match(checkpoint_path, state, modules)
+        start = _restore(state, modules, objectives, optimizers, schedulers, scalers, history)
+        window.update(state["window"]["sums"])
+        window_count.update(state["window"]["counts"])
+        if state.get("total_steps") != steps:
+            warnings.warn(f"Resuming a run planned for {state.get('total_steps')} steps with steps={steps}: "
+                          f"the learning-rate schedule changes from here on.", stacklevel=2)
+        print(f"Resumed from {checkpoint_path} at step {start}.")
+
+    def save(step: int) -> None:
+        if checkpoint_path is not None:
+            state = _state(step, steps, modules, objectives, optimizers, schedulers, scalers, history)
+            state["window"] = {"sums": dict(window), "counts": dict(window_count)}
+            ckpt.atomic_save(state, checkpoint_path)
+
+    end = min(steps, stop_after) if stop_after is not None else steps
+    multi = len(objectives) > 1
+    for m in modules.values():
+        m.train()
+    bar = tqdm(total=end, initial=start, desc=desc, disable=not progress or start >= end, dynamic_ncols=True)
+    step = start
+    mid_step = False  # True while models may be half-updated (one objective stepped, not the next)
+    try:
+        while step < end:
+            mid_step = True
+            batch = to_device(get_batch(step), device)
+            for obj, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
+                if step % obj.every:
+                    continue
+                metrics = _train_step(obj, opt, scaler, batch, device, precision, grad_clip)
+                metrics["lr"] = torch.tensor(opt.param_groups[0]["lr"])
+                sched.step()
+                for k, v in metrics.items():
+                    key = f"{obj.name}/{k}" if multi else k
+                    window[key] = window.get(key, 0.0) + v.detach().float()
+                    window_count[key] = window_count.get(key, 0) + 1
+            step += 1
+            mid_step = False
+            for cb in callbacks:
+                cb(step)
+            if step % log_every == 0 or step == steps:
+                means = {k: window[k].item() / window_count[k] for k in window}
+                window.clear(), window_count.clear()
+                _check_finite(means, step, checkpoint_path)
+                history.log(step, "train", means)
+                loss_keys = [k for k in means if k.endswith("loss")]
+                bar.set_postfix({k: f"{means[k]:.4g}" for k in loss_keys[:3]}, refresh=False)
+            if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
+                history.log(step, "val", _evaluate(eval_fn, modules))
+            if checkpoint_every and step % checkpoint_every == 0:
+                save(step)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        if checkpoint_path is not None and not mid_step:
+            save(step)
+            print(f"Interrupted after step {step}; saved {checkpoint_path}. Run the same cell to resume.")
+        elif checkpoint_path is not None:
+            print(f"Interrupted during step {step + 1}; kept the last periodic checkpoint in {checkpoint_path}.")
+        raise
+    bar.close()
+    save(step)
+    for m in modules.values():
+        m.eval()
+    return history
+
+
+def _as_objectives(model: nn.Module | Sequence[Objective], loss_fn: LossFn | None) -> list[Objective]:
+    if isinstance(model, nn.Module):
+        if loss_fn is None:
+            raise ValueError("fit(model, loss_fn, data, ...) needs a loss_fn when given a single model.")
+        return [Objective("model", model, loss_fn)]
+    objectives = list(model)
+    if not objectives or not all(isinstance(o, Objective) for o in objectives):
+        raise TypeError("fit() takes an nn.Module and a loss_fn, or a list of Objective(...).")
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Objective names must be unique; got {names}.")
+    if loss_fn is not None:
+        raise ValueError("With a list of objectives, each Objective carries its own loss_fn.")
+    return objectives
+
+
+def _train_step(obj: Objective, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                batch: Batch, device: torch.device, precision: str,
+                grad_clip: float | None) -> dict[str, Tensor]:
+    """One optimizer update of one objective. Returns its metrics (as tensors, not yet synced)."""
+    opt.zero_grad(set_to_none=True)
+    with autocast(device, precision):
+        out = obj.loss_fn(batch)
+    if isinstance(out, Tensor):
+        out = {"loss": out}
+    if "loss" not in out:
+        raise ValueError(f"The loss function of '{obj.name}' returned a dict without a 'loss' entry: {list(out)}.")
+    loss = out["loss"]
+    if loss.dim() != 0:
+        raise ValueError(f"The loss of '{obj.name}' must be a scalar; it has shape {tuple(loss.shape)}. "
+                         f"Did you forget a .mean()?")
+    scaler.scale(loss).backward()
+    metrics = {k: v.detach() for k, v in out.items()}
+    if grad_clip is not None:
+        scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+        params = [p for g in opt.param_groups for p in g["params"]]
+        metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return metrics
+
+
+def _check_finite(means: dict[str, float], step: int, checkpoint_path: str | Path | None) -> None:
+    bad = {k: v for k, v in means.items() if k.endswith("loss") and not math.isfinite(v)}
+    if not bad:
+        return
+    where = (f" The last checkpoint, from before it diverged, is {checkpoint_path}."
+             if checkpoint_path is not None and Path(checkpoint_path).exists() else "")
+    raise TrainingDivergedError(
+        f"Training diverged: {', '.join(f'{k}={v}' for k, v in bad.items())} at or before step {step}.\n"
+        f"Likely causes:\n"
+        f"  - the learning rate is too high (try lr / 10, or a warmup);\n"
+        f"  - gradient clipping is off (grad_clip=None);\n"
+        f"  - the loss takes log(0) or divides by zero: use the *with_logits* losses on raw logits,\n"
+        f"    not a log or BCE on sigmoid outputs;\n"
+        f"  - fp16 overflow: try precision='bf16' or 'fp32';\n"
+        f"  - NaN or infinite values in the input data." + where
+    )
+
+
+@torch.no_grad()
+def _evaluate(eval_fn: Callable[[], dict[str, float]], modules: dict[str, nn.Module]) -> dict[str, float]:
+    modes = {name: m.training for name, m in modules.items()}
+    for m in modules.values():
+        m.eval()
+    try:
+        return {k: float(v) for k, v in eval_fn().items()}
+    finally:
+        for name, m in modules.items():
+            m.train(modes[name])
+
+
+def _state(step: int, total_steps: int, modules: dict[str, nn.Module], objectives: list[Objective],
+           optimizers: list, schedulers: list, scalers: list, history: History) -> dict[str, Any]:
+    return {
+        "format": ckpt.FORMAT,
+        "step": step,
+        "total_steps": total_steps,
+        "models": {name: m.state_dict() for name, m in modules.items()},
+        "fingerprints": {name: ckpt.fingerprint(m) for name, m in modules.items()},
+        "optimizers": {o.name: opt.state_dict() for o, opt in zip(objectives, optimizers)},
+        "schedulers": {o.name: s.state_dict() for o, s in zip(objectives, schedulers)},
+        "scalers": {o.name: s.state_dict() for o, s in zip(objectives, scalers)},
+        "rng": ckpt.rng_state(),
+        "history": history.rows,
+    }
+
+
+def _restore(state: dict[str, Any], modules: dict[str, nn.Module], objectives: list[Objective],
+             optimizers: list, schedulers: list, scalers: list, history: History) -> int:
+    for name, m in modules.items():
+        m.load_state_dict(state["models"][name])
+    for o, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
+        if o.name not in state["optimizers"]:
+            raise ckpt.CheckpointMismatchError(f"The checkpoint has no optimizer state for objective '{o.name}'.")
+        opt.load_state_dict(state["optimizers"][o.name])
+        sched.load_state_dict(state["schedulers"][o.name])
+        if state["scalers"][o.name]:
+            scaler.load_state_dict(state["scalers"][o.name])
+    ckpt.set_rng_state(state["rng"])
+    history.rows[:] = state["history"]
+    return int(state["step"])

@@ -1,0 +1,92 @@
+"""Pictures: image grids and training curves.
+
+Each function returns the matplotlib ``Figure`` it drew, so a notebook shows it
+and a script can save it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from genai_lib.train import History
+
+
+def make_grid(images: Tensor, nrow: int = 8, padding: int = 1, pad_value: float = 1.0) -> Tensor:
+    """Tile a batch of images ``(N, C, H, W)`` into one image ``(C, H', W')``.
+
+    Missing cells of the last row are filled with ``pad_value``, like the padding.
+    """
+    if images.dim() == 3:  # (N, H, W): one channel
+        images = images.unsqueeze(1)
+    if images.dim() != 4:
+        raise ValueError(f"make_grid expects images of shape (N, C, H, W); got {tuple(images.shape)}.")
+    n, c, h, w = images.shape
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    grid = torch.full((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding), float(pad_value))
+    for i, img in enumerate(images.detach().float().cpu()):
+        r, col = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top:top + h, left:left + w] = img
+    return grid
+
+
+def show_images(images: Tensor, nrow: int = 8, title: str | None = None, size: float = 0.6,
+                value_range: tuple[float, float] = (0.0, 1.0), ax: plt.Axes | None = None) -> Figure:
+    """Show a batch of images ``(N, C, H, W)`` as a grid, ``nrow`` per row.
+
+    ``value_range`` is the range mapped to black..white: ``(0, 1)`` for
+    probabilities, ``(-1, 1)`` for tanh outputs.
+    """
+    grid = make_grid(images, nrow=nrow, pad_value=value_range[1])
+    lo, hi = value_range
+    grid = ((grid - lo) / (hi - lo)).clamp(0, 1)
+    if ax is None:
+        rows, cols = grid.shape[1] / images.shape[-2], grid.shape[2] / images.shape[-1]
+        fig, ax = plt.subplots(figsize=(max(2.0, cols * size), max(1.0, rows * size)))
+    else:
+        fig = ax.figure
+    if grid.shape[0] == 1:
+        ax.imshow(grid[0], cmap="gray_r" if value_range == (0.0, 1.0) else "gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+    else:
+        ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_history(history: History, keys: Sequence[str] = ("loss",), val_keys: Sequence[str] = (),
+                 ylabel: str = "loss", title: str | None = None, logy: bool = False,
+                 label: str = "", ax: plt.Axes | None = None) -> Figure:
+    """Training curves from a :class:`~genai_lib.train.History`.
+
+    ``keys`` are training metrics (solid lines), ``val_keys`` evaluation
+    metrics (markers). Label the axis with its unit: ``ylabel="nats per image"``;
+    ``label`` prefixes the legend entries (handy when several runs share axes).
+    """
+    prefix = f"{label}, " if label else ""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    for key in keys:
+        steps, values = history.get(key, "train")
+        ax.plot(steps, values, label=f"{prefix}train {key}")
+    for key in val_keys:
+        steps, values = history.get(key, "val")
+        ax.plot(steps, values, "o-", label=f"{prefix}validation {key}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig

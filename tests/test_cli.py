@@ -1,0 +1,62 @@
+"""The command line: argument checking, and a real headless run of a tiny notebook."""
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from genai_lib import cli, runner
+
+
+def test_run_needs_chapters_or_all(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run"])
+    assert exit_info.value.code == 2
+    assert "name one or more chapters, or pass --all" in capsys.readouterr().err
+
+
+def test_run_rejects_an_unknown_chapter(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "99_nothing"])
+    err = capsys.readouterr().err
+    assert "No single chapter matches '99_nothing'" in err and "00_welcome" in err
+
+
+def test_find_chapter_by_number_and_name():
+    assert runner.find_chapter("00").name == "00_welcome.ipynb"
+    assert runner.find_chapter("00_welcome").name == "00_welcome.ipynb"
+
+
+def test_parameter_values_are_python_literals_or_strings():
+    assert runner.parse_value("3") == 3 and runner.parse_value("0.5") == 0.5
+    assert runner.parse_value("None") is None and runner.parse_value("mnist") == "mnist"
+
+
+def test_run_executes_a_notebook_with_parameters_and_reports_time(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os, matplotlib\nassert seed == 3, seed\nprint('fast', os.environ['GENAI_FAST'], 'backend', matplotlib.get_backend())")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "01_tiny.ipynb"
+    nbformat.write(nb, source)
+    result = subprocess.run([sys.executable, "-m", "genai_lib", "run", str(source), "--fast", "-p", "seed", "3",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                            env={**__import__("os").environ, "MPLBACKEND": "Agg"}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "01_tiny" in result.stdout and "ok" in result.stdout and "total" in result.stdout
+    executed = nbformat.read(tmp_path / "out" / "01_tiny.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "fast 1 backend" in printed  # fast mode reached the kernel
+    assert "inline" in printed  # figures go into the notebook, not to the caller's MPLBACKEND=Agg
+
+
+def test_a_failing_chapter_gives_a_nonzero_exit_and_says_why(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("raise RuntimeError('boom in the notebook')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "02_broken.ipynb"
+    nbformat.write(nb, source)
+    code = cli.main(["run", str(source), "--out", str(tmp_path / "out")])
+    assert code == 1

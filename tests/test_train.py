@@ -1,0 +1,260 @@
+"""The shared training loop: learning, schedules, clipping, precision, checkpoints and resume."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from genai_lib import checkpoint as ckpt
+from genai_lib.train import (EpochBatches, History, Objective, TrainingDivergedError,
+                             choose_precision, fit, lr_factor)
+
+
+def regression_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
+    return x, y
+
+
+class Net(nn.Module):
+    """Small, with dropout, so that resuming must restore the random state too."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, x):
+        return self.body(x).squeeze(-1)
+
+
+def mse(model):
+    def loss_fn(batch):
+        x, y = batch
+        noise = 0.01 * torch.randn_like(y)  # draws from the global RNG inside the step
+        pred = model(x)
+        return {"loss": ((pred - y - noise) ** 2).mean(), "mae": (pred - y).abs().mean()}
+    return loss_fn
+
+
+def make_net(seed=0):
+    torch.manual_seed(seed)
+    return Net()
+
+
+def test_fit_learns_a_regression():
+    model = make_net()
+    data = regression_data()
+    history = fit(model, mse(model), data, steps=300, batch_size=32, lr=1e-2, progress=False)
+    first, last = history.get("loss")[1][0], history.last("loss")
+    assert last < 0.1 * first, (first, last)
+    assert {"loss", "mae", "lr", "grad_norm"} <= history.keys()
+
+
+def params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    data = regression_data()
+    kwargs = dict(steps=40, batch_size=24, lr=1e-2, warmup_steps=5, log_every=3, progress=False)
+
+    torch.manual_seed(123)  # the global RNG feeds dropout and the loss's noise
+    straight = make_net()
+    h_straight = fit(straight, mse(straight), data, **kwargs)
+
+    path = tmp_path / "run.pt"
+    torch.manual_seed(123)
+    first = make_net()
+    fit(first, mse(first), data, checkpoint_path=path, stop_after=17, **kwargs)
+    torch.manual_seed(999)  # a different process state: the checkpoint must restore it
+    resumed = make_net(seed=5)  # different initial weights, overwritten by the checkpoint
+    h_resumed = fit(resumed, mse(resumed), data, checkpoint_path=path, **kwargs)
+
+    for key, value in params(straight).items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert h_straight.rows == h_resumed.rows
+
+
+def test_resume_is_exact_with_two_objectives_and_function_data(tmp_path):
+    """The GAN shape: two models, two optimizers, each stepped on the same batch."""
+    def build():
+        torch.manual_seed(0)
+        a, b = nn.Linear(3, 3), nn.Linear(3, 1)
+        def loss_a(x):
+            return (b(a(x)) ** 2).mean()
+        def loss_b(x):
+            return ((b(a(x).detach()) - 1) ** 2).mean()
+        return a, b, [Objective("b", b, loss_b), Objective("a", a, loss_a, every=2)]
+
+    def batches(step):
+        return torch.randn(8, 3, generator=torch.Generator().manual_seed(step))
+
+    kwargs = dict(steps=20, lr=1e-2, progress=False, log_every=1)
+    a1, b1, objs = build()
+    fit(objs, data=batches, **kwargs)
+    path = tmp_path / "gan.pt"
+    a2, b2, objs = build()
+    fit(objs, data=batches, checkpoint_path=path, stop_after=7, **kwargs)
+    a3, b3, objs = build()
+    fit(objs, data=batches, checkpoint_path=path, **kwargs)
+    assert torch.equal(a1.weight, a3.weight) and torch.equal(b1.weight, b3.weight)
+
+
+def test_an_objective_updates_only_its_own_model():
+    torch.manual_seed(0)
+    a, b = nn.Linear(3, 3), nn.Linear(3, 1)
+    b_before = params(b)
+    fit([Objective("a", a, lambda x: b(a(x)).pow(2).mean())], data=torch.randn(64, 3),
+        steps=5, batch_size=16, progress=False)
+    for key, value in b_before.items():
+        assert torch.equal(value, b.state_dict()[key])
+    assert all(p.grad is not None for p in b.parameters())  # b did see gradients, it just wasn't stepped
+
+
+def test_gradient_clipping_bounds_the_update():
+    # loss = 1000 * sum(w): the gradient is 1000 in every coordinate, its norm 2000 for 4 weights.
+    # With SGD(lr=1) and clipping at 0.5, the weights must move by a vector of norm exactly 0.5.
+    w = nn.Linear(4, 1, bias=False)
+    before = w.weight.detach().clone()
+    opt = torch.optim.SGD(w.parameters(), lr=1.0)
+    history = fit([Objective("w", w, lambda x: 1000 * w.weight.sum() + 0 * x.sum(), optimizer=opt)],
+                  data=torch.zeros(4, 1), batch_size=4, steps=1, grad_clip=0.5, schedule="constant",
+                  progress=False, log_every=1)
+    moved = (w.weight.detach() - before).norm().item()
+    assert moved == pytest.approx(0.5, rel=1e-5)
+    assert history.last("grad_norm") == pytest.approx(2000.0, rel=1e-5)  # logged before clipping
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    f = [lr_factor(s, total_steps=100, warmup_steps=10, min_lr_ratio=0.1) for s in range(101)]
+    assert f[0] == pytest.approx(1 / 11) and f[9] == pytest.approx(10 / 11)
+    assert f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[55] == pytest.approx(0.1 + 0.9 * 0.5)  # half way through the cosine
+    assert f[100] == pytest.approx(0.1)
+    assert lr_factor(50, total_steps=100, warmup_steps=10, schedule="constant") == 1.0
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        lr_factor(50, total_steps=100, schedule="linear")
+
+
+def test_the_optimizer_follows_the_schedule():
+    model = make_net()
+    history = fit(model, mse(model), regression_data(), steps=20, lr=0.1, warmup_steps=4,
+                  min_lr_ratio=0.0, log_every=1, progress=False)
+    lrs = history.get("lr")[1]
+    expected = [0.1 * lr_factor(s, total_steps=20, warmup_steps=4, min_lr_ratio=0.0) for s in range(20)]
+    assert lrs == pytest.approx(expected)
+
+
+def test_precision_choice(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_precision("auto", cpu) == "fp32"
+    assert choose_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert choose_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert choose_precision("auto", cuda) == "fp16"
+    with pytest.raises(ValueError, match="Unknown precision"):
+        choose_precision("fp8", cpu)
+
+
+def test_bf16_autocast_trains_on_cpu():
+    model = make_net()
+    history = fit(model, mse(model), regression_data(), steps=100, lr=1e-2, precision="bf16", progress=False)
+    assert history.last("loss") < 0.5 * history.get("loss")[1][0]
+
+
+def test_a_nan_loss_stops_training_and_names_likely_causes():
+    model = make_net()
+    with pytest.raises(TrainingDivergedError, match=r"(?s)diverged.*learning rate.*fp16"):
+        fit(model, lambda b: model(b[0]).mean() * float("nan"), regression_data(),
+            steps=5, log_every=1, progress=False)
+
+
+def test_a_non_scalar_loss_is_a_clear_error():
+    model = make_net()
+    with pytest.raises(ValueError, match="must be a scalar"):
+        fit(model, lambda b: model(b[0]), regression_data(), steps=1, progress=False)
+
+
+def test_eval_fn_runs_in_eval_mode_without_gradients():
+    model = make_net()
+    seen = []
+    def evaluate():
+        seen.append((model.training, torch.is_grad_enabled()))
+        return {"val_loss": 1.0}
+    history = fit(model, mse(model), regression_data(), steps=10, eval_fn=evaluate, eval_every=5,
+                  progress=False)
+    assert seen == [(False, False), (False, False)]
+    assert history.get("val_loss", split="val") == ([5, 10], [1.0, 1.0])
+
+
+def test_epoch_batches_cover_each_row_once_per_epoch():
+    x = torch.arange(10)
+    batches = EpochBatches(x, batch_size=3, seed=1)
+    epoch0 = torch.cat([batches(s) for s in range(3)])
+    assert len(set(epoch0.tolist())) == 9  # 3 full batches; one row left out this epoch
+    assert torch.equal(batches(4), EpochBatches(x, 3, seed=1)(4))  # a function of the step alone
+    with pytest.raises(ValueError, match="same length"):
+        EpochBatches((torch.zeros(3), torch.zeros(4)), batch_size=2)
+
+
+# ---------------------------------------------------------------- bad checkpoints
+
+
+def trained_checkpoint(tmp_path):
+    model = make_net()
+    path = tmp_path / "model.pt"
+    fit(model, mse(model), regression_data(), steps=3, checkpoint_path=path, progress=False)
+    return path
+
+
+def test_a_truncated_checkpoint_is_refused_clearly(tmp_path):
+    path = trained_checkpoint(tmp_path)
+    path.write_bytes(path.read_bytes()[:300])
+    model = make_net()
+    with pytest.raises(ckpt.CheckpointError, match="truncated, corrupt, or not a checkpoint"):
+        fit(model, mse(model), regression_data(), steps=5, checkpoint_path=path, progress=False)
+
+
+def test_garbage_and_foreign_files_are_refused_clearly(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ckpt.CheckpointError, match="cannot be read"):
+        ckpt.read_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ckpt.CheckpointError, match="not a genai_lib training checkpoint"):
+        ckpt.read_checkpoint(foreign)
+
+
+def test_a_checkpoint_from_another_model_is_refused_with_the_differences(tmp_path):
+    path = trained_checkpoint(tmp_path)
+    torch.manual_seed(0)
+    other = Net(hidden=32)
+    with pytest.raises(ckpt.CheckpointMismatchError, match=r"body.0.weight has shape \[16, 4\] in the checkpoint but \[32, 4\] here"):
+        fit(other, mse(other), regression_data(), steps=5, checkpoint_path=path, progress=False)
+
+
+def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    ckpt.atomic_save({"v": torch.ones(1)}, path)
+    def broken_save(obj, f):
+        f.write(b"half")
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.atomic_save({"v": torch.zeros(1)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_history_helpers():
+    h = History()
+    h.log(1, "train", {"loss": 2.0})
+    h.log(2, "train", {"loss": 1.0})
+    assert h.get("loss") == ([1, 2], [2.0, 1.0]) and h.last("loss") == 1.0
+    with pytest.raises(KeyError, match="known"):
+        h.last("kl")
