@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="execute chapters headless and time them",
                               description="Execute chapter notebooks top to bottom with papermill, "
                                           "write the executed copies to --out, and print a timing table.")
-    run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="a number (00), a name (00_welcome) or a path")
+    run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="a number (00, or 01 for all its parts), a part (01a), a name or a path")
     run.add_argument("--all", action="store_true", help="run every chapter, in order")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--fast", action="store_true", help="fast mode: tiny data, few steps (GENAI_FAST=1)")
@@ -38,7 +38,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.all == bool(args.chapters):
         parser.error("run: name one or more chapters, or pass --all (not both)")
     try:
-        notebooks = runner.list_chapters() if args.all else [runner.find_chapter(c) for c in args.chapters]
+        notebooks = runner.list_chapters() if args.all else [nb for c in args.chapters for nb in runner.find_chapters(c)]
     except ValueError as err:
         parser.error(f"run: {err}")
     if not notebooks:

@@ -9,6 +9,9 @@ environment variables, so a learner can see at a glance what can be changed:
 - ``GENAI_DEVICE``: force ``cpu``, ``cuda``, ``cuda:1`` or ``mps``.
 - ``GENAI_DATA``: the one folder to read and write data in, instead of the
   repository's ``data/`` and the user cache folder.
+- ``GENAI_PROGRESS``: how training shows progress: ``auto`` (a widget in a
+  notebook, text in a terminal; the default), ``text`` (plain text, which
+  survives in saved notebooks: ``python -m genai_lib run`` sets it) or ``off``.
 """
 from __future__ import annotations
 
@@ -40,6 +43,19 @@ def parse_flag(name: str, value: str | None) -> bool:
 
 
 FAST: bool = parse_flag("GENAI_FAST", os.environ.get("GENAI_FAST"))
+
+
+PROGRESS_STYLES = ("auto", "text", "off")
+
+
+def parse_progress(value: str | None) -> str:
+    style = (value or "auto").strip().lower()
+    if style not in PROGRESS_STYLES:
+        raise ValueError(f"GENAI_PROGRESS={value!r} is not understood; use one of {', '.join(PROGRESS_STYLES)}.")
+    return style
+
+
+PROGRESS: str = parse_progress(os.environ.get("GENAI_PROGRESS"))
 
 
 def pick(fast: T, full: T) -> T:

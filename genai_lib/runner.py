@@ -27,16 +27,22 @@ def list_chapters(folder: Path = CHAPTERS_DIR) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9]*.ipynb"))
 
 
-def find_chapter(name: str, folder: Path = CHAPTERS_DIR) -> Path:
-    """Resolve ``"00"``, ``"00_welcome"`` or a path to a chapter notebook."""
+def find_chapters(name: str, folder: Path = CHAPTERS_DIR) -> list[Path]:
+    """Resolve ``"00"``, ``"01a"``, ``"01a_vae_math"`` or a path to chapter notebooks.
+
+    A bare number names every part of a chapter: ``"01"`` gives 01a and 01b.
+    """
     path = Path(name)
     if path.suffix == ".ipynb" and path.is_file():
-        return path
-    matches = [p for p in list_chapters(folder) if p.stem == name or p.stem.split("_")[0] == name]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join(p.stem for p in list_chapters(folder)) or f"none found in {folder}"
-    raise ValueError(f"No single chapter matches {name!r}. Chapters: {known}.")
+        return [path]
+    chapters = list_chapters(folder)
+    for matches in ([p for p in chapters if p.stem == name],
+                    [p for p in chapters if p.stem.split("_")[0] == name],
+                    [p for p in chapters if p.stem.split("_")[0].rstrip("abcdefgh") == name]):
+        if matches:
+            return matches
+    known = ", ".join(p.stem for p in chapters) or f"none found in {folder}"
+    raise ValueError(f"No chapter matches {name!r}. Chapters: {known}.")
 
 
 def parse_value(text: str) -> Any:
@@ -54,6 +60,7 @@ def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None
     ``fast=True``/``False`` sets ``GENAI_FAST`` for the kernel; ``None`` keeps
     this process's setting. Figures are kept: ``MPLBACKEND`` is removed from
     the kernel's environment, since a non-inline backend makes them vanish.
+    Progress bars are plain text, so the saved notebook records each run.
     """
     import papermill  # imported here: it is slow to import and only this needs it
 
@@ -61,6 +68,7 @@ def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None
     output = out_dir / notebook.name
     saved_env = dict(os.environ)
     os.environ.pop("MPLBACKEND", None)
+    os.environ["GENAI_PROGRESS"] = "text"  # a widget's final state is not saved in the notebook; text is
     if fast is not None:
         os.environ["GENAI_FAST"] = "1" if fast else "0"
     start = time.perf_counter()

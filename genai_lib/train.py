@@ -24,9 +24,11 @@ from typing import Any, Callable, Sequence, Union
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm as tqdm_auto
+from tqdm.std import tqdm as tqdm_text
 
 from genai_lib import checkpoint as ckpt
+from genai_lib import config
 from genai_lib.config import get_device
 
 Batch = Any  # a tensor, or a tuple/list/dict of tensors
@@ -223,7 +225,7 @@ def fit(
     stop_after: int | None = None,
     extra_modules: dict[str, nn.Module] | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = True,
     desc: str = "training",
 ) -> History:
     """Train for ``steps`` optimizer steps and return the :class:`History`.
@@ -246,6 +248,9 @@ def fit(
     step; ``stop_after=k`` ends this call after step k (the schedule still
     spans ``steps``), so a long run can be split into sessions.
     ``extra_modules`` are saved and restored with the models (an EMA copy, say).
+
+    ``progress``: ``True`` shows a tqdm bar in the style of ``GENAI_PROGRESS``
+    (a widget in notebooks), ``False`` none, or ``"auto"``/``"text"``/``"off"``.
 
     Metrics are averaged over each window of ``log_every`` steps. With one
     objective they are named ``loss``, ``grad_norm``, ``lr`` (and whatever
@@ -295,7 +300,7 @@ def fit(
     multi = len(objectives) > 1
     for m in modules.values():
         m.train()
-    bar = tqdm(total=end, initial=start, desc=desc, disable=not progress or start >= end, dynamic_ncols=True)
+    bar = _progress_bar(progress, total=end, initial=start, desc=desc, disable=start >= end)
     step = start
     mid_step = False  # True while models may be half-updated (one objective stepped, not the next)
     try:
@@ -341,6 +346,19 @@ def fit(
     for m in modules.values():
         m.eval()
     return history
+
+
+def _progress_bar(progress: bool | str, **kwargs: Any):
+    """A tqdm bar in the chosen style: ``True`` follows ``config.PROGRESS``; or "auto", "text", "off"."""
+    style = config.PROGRESS if progress is True else ("off" if progress is False else progress)
+    if style not in config.PROGRESS_STYLES:
+        raise ValueError(f"progress must be True, False or one of {config.PROGRESS_STYLES}; got {progress!r}.")
+    if style == "off":
+        kwargs["disable"] = True
+    if style == "text":
+        # Few updates, so a notebook saved with its output keeps a short record of the run
+        return tqdm_text(mininterval=10.0, ascii=True, **kwargs)
+    return tqdm_auto(dynamic_ncols=True, **kwargs)
 
 
 def _as_objectives(model: nn.Module | Sequence[Objective], loss_fn: LossFn | None) -> list[Objective]:

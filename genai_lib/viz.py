@@ -39,20 +39,20 @@ def show_images(images: Tensor, nrow: int = 8, title: str | None = None, size: f
                 value_range: tuple[float, float] = (0.0, 1.0), ax: plt.Axes | None = None) -> Figure:
     """Show a batch of images ``(N, C, H, W)`` as a grid, ``nrow`` per row.
 
-    ``value_range`` is the range mapped to black..white: ``(0, 1)`` for
-    probabilities, ``(-1, 1)`` for tanh outputs.
+    ``value_range`` is the range of pixel values: ``(0, 1)`` for probabilities
+    of ink, ``(-1, 1)`` for tanh outputs. Grey images are drawn as dark ink on
+    white (the low end of the range is white), separated by thin grey lines.
     """
-    grid = make_grid(images, nrow=nrow, pad_value=value_range[1])
     lo, hi = value_range
-    grid = ((grid - lo) / (hi - lo)).clamp(0, 1)
+    scaled = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    grid = make_grid(scaled, nrow=nrow, pad_value=0.25)
     if ax is None:
         rows, cols = grid.shape[1] / images.shape[-2], grid.shape[2] / images.shape[-1]
         fig, ax = plt.subplots(figsize=(max(2.0, cols * size), max(1.0, rows * size)))
     else:
         fig = ax.figure
     if grid.shape[0] == 1:
-        ax.imshow(grid[0], cmap="gray_r" if value_range == (0.0, 1.0) else "gray", vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(grid[0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     else:
         ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")
     ax.set_axis_off()

@@ -19,12 +19,14 @@ def test_run_rejects_an_unknown_chapter(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "99_nothing"])
     err = capsys.readouterr().err
-    assert "No single chapter matches '99_nothing'" in err and "00_welcome" in err
+    assert "No chapter matches '99_nothing'" in err and "00_welcome" in err
 
 
-def test_find_chapter_by_number_and_name():
-    assert runner.find_chapter("00").name == "00_welcome.ipynb"
-    assert runner.find_chapter("00_welcome").name == "00_welcome.ipynb"
+def test_find_chapters_by_number_part_and_name():
+    assert [p.name for p in runner.find_chapters("00")] == ["00_welcome.ipynb"]
+    assert [p.name for p in runner.find_chapters("00_welcome")] == ["00_welcome.ipynb"]
+    assert [p.name for p in runner.find_chapters("01")] == ["01a_vae_math.ipynb", "01b_vae_practice.ipynb"]
+    assert [p.name for p in runner.find_chapters("01b")] == ["01b_vae_practice.ipynb"]
 
 
 def test_parameter_values_are_python_literals_or_strings():

@@ -84,3 +84,9 @@ def test_data_dirs_order_and_override(monkeypatch, tmp_path):
     assert dirs[-1] == tmp_path / "cache" / "genai_lib" == config.download_dir()
     monkeypatch.setenv("GENAI_DATA", str(tmp_path / "mine"))
     assert config.data_dirs() == [tmp_path / "mine"]
+
+
+def test_progress_style_is_validated():
+    assert config.parse_progress(None) == "auto" and config.parse_progress("TEXT") == "text"
+    with pytest.raises(ValueError, match="GENAI_PROGRESS='bars' is not understood"):
+        config.parse_progress("bars")

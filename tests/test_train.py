@@ -258,3 +258,16 @@ def test_history_helpers():
     assert h.get("loss") == ([1, 2], [2.0, 1.0]) and h.last("loss") == 1.0
     with pytest.raises(KeyError, match="known"):
         h.last("kl")
+
+
+def test_text_progress_leaves_a_final_record(capsys):
+    model = make_net()
+    fit(model, mse(model), regression_data(), steps=12, progress="text", desc="tiny run")
+    err = capsys.readouterr().err
+    assert "tiny run" in err and "12/12" in err
+
+
+def test_an_unknown_progress_style_is_a_clear_error():
+    model = make_net()
+    with pytest.raises(ValueError, match="progress must be"):
+        fit(model, mse(model), regression_data(), steps=2, progress="fancy")

@@ -9,7 +9,7 @@
 Where files are looked for and saved: see :mod:`genai_lib.data.sources`.
 """
 from genai_lib.data.download import DownloadError, fetch
-from genai_lib.data.images import MNIST_KINDS, ImageData, load_digits, load_mnist, read_idx
+from genai_lib.data.images import MNIST_KINDS, ImageData, binarize, load_digits, load_mnist, read_idx
 from genai_lib.data.text import (
     TEXT_NAMES,
     CharTokenizer,
@@ -26,6 +26,7 @@ __all__ = [
     "DownloadError",
     "ImageData",
     "UnknownCharacterError",
+    "binarize",
     "clean_to_ascii",
     "fetch",
     "load_digits",

@@ -210,3 +210,16 @@ def _missing_message(kind: str, missing: list[str], folder: Path | None) -> str:
         f'    genai_lib.data.load_mnist("{kind}", download=True{path_arg})\n'
         f"Or copy the files by hand into {dest} (gzipped or not)."
     )
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary images drawn pixel by pixel: 1 with probability equal to the grey value.
+
+    A Bernoulli likelihood is a true probability only for binary pixels, so
+    models that report nats under one see binarised images: drawn afresh each
+    batch when training ("dynamic binarisation"), once with a fixed seed for
+    evaluation. ``(..., H, W)`` in [0, 1] -> the same shape, values in {0, 1}.
+    """
+    if generator is not None and generator.device != images.device:
+        return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
+    return torch.bernoulli(images, generator=generator)

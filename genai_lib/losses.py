@@ -1,0 +1,132 @@
+"""The math of the losses, testable on its own.
+
+Everything here is in **nats**, summed over the dimensions of one example
+(per image, per point) and returned per example, so the caller chooses how to
+average. A latent-variable model is anything with
+
+    model.encode(x) -> (mu, logvar)      # q(z|x) = N(mu, diag(exp(logvar)))
+    model.decode(z) -> logits            # p(x|z) = Bernoulli(sigmoid(logits)), pixel by pixel
+    model.latent_dim
+
+such as :class:`genai_lib.models.VAE`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class LatentVariableModel(Protocol):
+    latent_dim: int
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+    def decode(self, z: Tensor) -> Tensor: ...
+
+
+# ---------------------------------------------------------------- Gaussians
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL( N(mu, diag exp(logvar)) || N(0, I) ) in nats, summed over the last dimension.
+
+    Closed form, per dimension: 1/2 (mu^2 + sigma^2 - log sigma^2 - 1).
+    Shapes: ``(..., D) -> (...)``.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(-1)
+
+
+def gaussian_log_prob(x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(x; mu, diag exp(logvar)) in nats, summed over the last dimension. ``(..., D) -> (...)``."""
+    return -0.5 * (LOG_2PI + logvar + (x - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, I) in nats, summed over the last dimension. ``(..., D) -> (...)``."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, n_samples: int | None = None) -> Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients flow through.
+
+    ``(N, D) -> (N, D)``, or ``(n_samples, N, D)`` when ``n_samples`` is given.
+    """
+    std = (0.5 * logvar).exp()
+    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+    return mu + std * torch.randn(shape, device=mu.device, dtype=mu.dtype)
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
+    """log p(x | z) for pixels x in {0, 1} under Bernoulli(sigmoid(logits)), in nats per image.
+
+    This is minus the binary cross-entropy, summed over pixels. It is a true
+    log-probability only for binary x; see chapter 01 for grey values.
+    Shapes: ``logits`` and ``x`` ``(..., C, H, W) -> (...)``.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return -bce.flatten(start_dim=-3).sum(-1)
+
+
+# ---------------------------------------------------------------- bounds on log p(x)
+
+
+def _check_images(x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"Expected a batch of images (N, C, H, W); got shape {tuple(x.shape)}.")
+
+
+def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
+    """The evidence lower bound, one sample of z per image.
+
+        ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))  <=  log p(x)
+
+    Returns per-image tensors ``(N,)`` in nats: ``"elbo"`` (with ``beta``
+    weighting the KL, so it is a bound only for ``beta=1``), ``"recon"``
+    (the log-likelihood term, one-sample estimate) and ``"kl"`` (exact).
+    """
+    _check_images(x)
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar)
+    recon = bernoulli_log_likelihood(model.decode(z), x)
+    kl = gaussian_kl(mu, logvar)
+    return {"elbo": recon - beta * kl, "recon": recon, "kl": kl}
+
+
+def vae_loss(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
+    """The training loss for :func:`genai_lib.train.fit`: mean negative ELBO in nats per image.
+
+    Also returns the mean reconstruction term (as a negative log-likelihood,
+    ``recon_nll``) and the mean KL, for plotting them separately.
+    """
+    terms = elbo(model, x, beta)
+    return {"loss": -terms["elbo"].mean(), "recon_nll": -terms["recon"].mean(), "kl": terms["kl"].mean()}
+
+
+def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) -> Tensor:
+    """The importance-weighted bound (Burda et al. 2015) with ``k`` samples, per image ``(N,)``, in nats.
+
+        log p(x) >= E[ log (1/k) sum_i p(x, z_i) / q(z_i|x) ],   z_i ~ q(z|x)
+
+    It equals the ELBO for k = 1, grows with k, and tends to log p(x) as k
+    grows. Samples are drawn in chunks of ``chunk`` to bound memory.
+    """
+    _check_images(x)
+    mu, logvar = model.encode(x)
+    log_weights = []
+    for start in range(0, k, chunk):
+        n = min(chunk, k - start)
+        z = reparameterize(mu, logvar, n)                         # (n, N, D)
+        logits = model.decode(z.flatten(0, 1)).unflatten(0, (n, len(x)))
+        log_w = (bernoulli_log_likelihood(logits, x)              # log p(x|z)
+                 + standard_normal_log_prob(z)                   # + log p(z)
+                 - gaussian_log_prob(z, mu, logvar))             # - log q(z|x)
+        log_weights.append(log_w)
+    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)

@@ -1,0 +1,115 @@
+"""Move a slider, see the decoder's image: a latent space explored by hand.
+
+Only basic ipywidgets (sliders, an image, boxes, labels), so the explorer
+works the same in classic Jupyter, JupyterLab and Colab, with ipywidgets 7 or 8.
+"""
+from __future__ import annotations
+
+import html
+import io
+from typing import Callable
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+
+_NEAREST = getattr(PILImage, "Resampling", PILImage).NEAREST  # Pillow >= 9.1 has Image.Resampling
+
+
+def latent_explorer(decode: Callable[[Tensor], Tensor], latent_dim: int, n_sliders: int | None = None,
+                    value_range: float = 3.0, base: Tensor | None = None, scale: int = 24,
+                    title: str = "Move a slider to change z; the image is decode(z)") -> widgets.VBox:
+    """Sliders for the first ``n_sliders`` coordinates of z, and the image ``decode(z)``, redrawn as they move.
+
+    ``decode(z)`` takes a latent code ``(1, latent_dim)`` and returns one image
+    ``(1, C, H, W)`` with values in [0, 1] and C = 1 (grey: drawn as dark ink
+    on white, like :func:`genai_lib.viz.show_images`) or C = 3 (RGB). Pass
+    probabilities, not logits: ``lambda z: torch.sigmoid(model.decode(z))``.
+    It runs under ``torch.no_grad()``.
+
+    The sliders, named z_1 ... z_k, span ``[-value_range, value_range]``
+    (widened where ``base`` lies outside) and start at ``base``, a code
+    ``(latent_dim,)`` or ``(1, latent_dim)`` that defaults to zeros, the
+    prior's mode. The coordinates without a slider stay at ``base``. z is
+    built with ``base``'s dtype and device: pass a ``base`` on the GPU for a
+    decoder that lives there. The image is upscaled ``scale`` times,
+    nearest-neighbour, so each pixel stays a sharp square.
+
+    Returns the box to display. ``box.sliders`` (the FloatSliders) and
+    ``box.image`` (the Image widget, PNG bytes in ``.value``) let a notebook
+    or a test drive it: setting ``box.sliders[0].value = 1.5`` redraws.
+    """
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be at least 1; got {latent_dim}.")
+    n_sliders = min(latent_dim, 8) if n_sliders is None else n_sliders
+    if not 1 <= n_sliders <= latent_dim:
+        raise ValueError(f"n_sliders must be between 1 and latent_dim={latent_dim}; got {n_sliders}.")
+    if value_range <= 0:
+        raise ValueError(f"value_range must be positive; got {value_range}.")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive whole number; got {scale!r}.")
+    if base is None:
+        base = torch.zeros(latent_dim)
+    base = base.detach().reshape(-1)
+    if base.numel() != latent_dim:
+        raise ValueError(f"base must hold one latent code of size {latent_dim}; got shape {tuple(base.shape)}.")
+    if not base.is_floating_point():
+        base = base.float()
+
+    sliders = [
+        widgets.FloatSlider(value=float(b), min=min(-value_range, float(b)), max=max(value_range, float(b)),
+                            step=value_range / 100, description=f"z_{i + 1}", readout_format=".2f",
+                            continuous_update=True)
+        for i, b in enumerate(base[:n_sliders].tolist())
+    ]
+
+    def current_png() -> bytes:
+        z = base.clone()
+        z[:n_sliders] = torch.tensor([s.value for s in sliders], dtype=base.dtype, device=base.device)
+        with torch.no_grad():
+            image = decode(z.unsqueeze(0))                           # (1, latent_dim) -> (1, C, H, W)
+        return image_to_png(image, scale)
+
+    image = widgets.Image(value=current_png(), format="png")  # raises here if decode is wrong
+
+    def redraw(change: dict) -> None:
+        image.value = current_png()
+
+    for slider in sliders:
+        slider.observe(redraw, names="value")
+
+    rows: list[widgets.Widget] = [widgets.HTML(f"<b>{html.escape(title)}</b>")]
+    rows.append(widgets.HBox([widgets.VBox(sliders), image]))
+    if n_sliders < latent_dim:
+        held = f"z_{n_sliders + 1}" if n_sliders + 1 == latent_dim else f"z_{n_sliders + 1} ... z_{latent_dim}"
+        rows.append(widgets.Label(f"{held} held fixed at base."))
+    box = widgets.VBox(rows)
+    box.sliders = sliders
+    box.image = image
+    return box
+
+
+def image_to_png(image: Tensor, scale: int = 1) -> bytes:
+    """One image ``(1, C, H, W)`` in [0, 1] -> PNG bytes of ``(H * scale, W * scale)`` pixels.
+
+    C = 1 is drawn as ink (1 = black, 0 = white); C = 3 as RGB.
+    """
+    if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+        shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+        raise ValueError(f"decode(z) must return one image of shape (1, C, H, W) with C = 1 or 3; got {shape}.")
+    pixels = image[0].detach().float().cpu()                          # (C, H, W)
+    if not torch.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
+        raise ValueError(f"decode(z) must return values in [0, 1]; got values from {pixels.min().item():.3g} "
+                         f"to {pixels.max().item():.3g}. If your decoder returns logits, pass "
+                         f"lambda z: torch.sigmoid(model.decode(z)).")
+    if pixels.shape[0] == 1:
+        array = np.asarray(((1 - pixels[0]) * 255).round(), dtype=np.uint8)            # (H, W), ink is dark
+    else:
+        array = np.asarray((pixels.permute(1, 2, 0) * 255).round(), dtype=np.uint8)    # (H, W, 3)
+    picture = PILImage.fromarray(array)
+    picture = picture.resize((picture.width * scale, picture.height * scale), _NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

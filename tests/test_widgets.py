@@ -1,0 +1,125 @@
+"""The latent explorer, driven without a browser: set a slider's value, read the Image widget's PNG bytes."""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as widgets
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+
+from genai_lib.models import VAE
+from genai_lib.widgets import latent_explorer
+
+
+class RowOfInk:
+    """decode(z) for a 1-pixel-high image: pixel j has ink sigmoid(z_j). Records each call's z.
+
+    ``(1, D) -> (1, 1, 1, D)``, so the expected picture is known exactly.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Tensor] = []
+        self.grad_enabled: list[bool] = []
+
+    def __call__(self, z: Tensor) -> Tensor:
+        self.calls.append(z.clone())
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return torch.sigmoid(z).view(1, 1, 1, -1)
+
+
+def read_png(data: bytes) -> PILImage.Image:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return PILImage.open(io.BytesIO(data))
+
+
+def test_it_shows_the_decoded_image_as_dark_ink_on_white_upscaled():
+    """Grey level = 255 (1 - ink), within 1 level of rounding; every scale x scale block is one pixel."""
+    decode = RowOfInk()
+    base = torch.tensor([-4.0, 0.0, 4.0])
+    box = latent_explorer(decode, latent_dim=3, base=base, scale=5)
+    assert isinstance(box, widgets.VBox) and isinstance(box.image, widgets.Image)
+    picture = read_png(box.image.value)
+    assert picture.size == (3 * 5, 1 * 5)                           # (width, height) in screen pixels
+    grey = torch.from_numpy(np.asarray(picture.convert("L"), dtype=np.float32))   # (height, width)
+    expected = (255 * (1 - torch.sigmoid(base))).repeat_interleave(5).expand(5, 15)
+    assert (grey - expected).abs().max() <= 1, grey
+    assert decode.calls[-1].shape == (1, 3)
+
+
+def test_moving_a_slider_redraws_with_that_coordinate_and_no_other():
+    decode = RowOfInk()
+    box = latent_explorer(decode, latent_dim=4)
+    first = box.image.value
+    box.sliders[1].value = 2.5
+    assert box.image.value != first
+    torch.testing.assert_close(decode.calls[-1], torch.tensor([[0.0, 2.5, 0.0, 0.0]]))
+    box.sliders[1].value = 0.0
+    assert box.image.value == first                                 # the same z draws the same picture
+    assert not any(decode.grad_enabled)                             # decoding runs under torch.no_grad
+
+
+def test_dimensions_without_a_slider_stay_at_base():
+    decode = RowOfInk()
+    base = torch.tensor([[0.5, -1.0, 0.25, 2.0, -0.75]])             # (1, latent_dim) is accepted too
+    box = latent_explorer(decode, latent_dim=5, n_sliders=2, base=base)
+    assert [s.value for s in box.sliders] == [0.5, -1.0]
+    box.sliders[0].value = 1.0
+    torch.testing.assert_close(decode.calls[-1], torch.tensor([[1.0, -1.0, 0.25, 2.0, -0.75]]))
+
+
+@pytest.mark.parametrize("latent_dim, expected", [(3, 3), (8, 8), (20, 8)])
+def test_default_sliders_and_their_bounds(latent_dim, expected):
+    box = latent_explorer(RowOfInk(), latent_dim=latent_dim)
+    assert [s.description for s in box.sliders] == [f"z_{i + 1}" for i in range(expected)]
+    assert all(s.min == -3.0 and s.max == 3.0 and s.value == 0.0 for s in box.sliders)
+
+
+def test_value_range_sets_the_bounds_and_a_base_outside_widens_them():
+    box = latent_explorer(RowOfInk(), latent_dim=2, value_range=1.5, base=torch.tensor([0.5, 4.0]))
+    assert (box.sliders[0].min, box.sliders[0].max, box.sliders[0].value) == (-1.5, 1.5, 0.5)
+    assert (box.sliders[1].min, box.sliders[1].max, box.sliders[1].value) == (-1.5, 4.0, 4.0)
+
+
+def test_an_untrained_vae_decoder_drives_it():
+    torch.manual_seed(0)
+    model = VAE((1, 8, 8), latent_dim=4)
+    box = latent_explorer(lambda z: torch.sigmoid(model.decode(z)), latent_dim=4, scale=3)
+    first = box.image.value
+    assert read_png(first).size == (24, 24)
+    box.sliders[0].value = 3.0
+    assert box.image.value != first
+
+
+def test_a_colour_image_is_drawn_in_colour():
+    def red(z: Tensor) -> Tensor:                                    # (1, D) -> (1, 3, 2, 2), pure red
+        return torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+
+    picture = read_png(latent_explorer(red, latent_dim=2, scale=2).image.value)
+    assert picture.size == (4, 4) and picture.mode == "RGB"
+    assert (np.asarray(picture) == [255, 0, 0]).all()
+
+
+@pytest.mark.parametrize("wrong", [lambda z: torch.rand(1, 8, 8), lambda z: torch.rand(2, 1, 8, 8),
+                                   lambda z: torch.rand(1, 2, 8, 8)], ids=["no batch", "two images", "2 channels"])
+def test_a_decoder_of_the_wrong_shape_is_refused(wrong):
+    with pytest.raises(ValueError, match=r"decode\(z\) must return one image of shape \(1, C, H, W\)"):
+        latent_explorer(wrong, latent_dim=4)
+
+
+def test_logits_instead_of_probabilities_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*torch\.sigmoid\(model\.decode\(z\)\)"):
+        latent_explorer(lambda z: 5 * z.sum() * torch.ones(1, 1, 8, 8) - 1, latent_dim=4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_sliders=5), r"n_sliders must be between 1 and latent_dim=4; got 5"),
+    (dict(n_sliders=0), r"n_sliders must be between 1 and latent_dim=4; got 0"),
+    (dict(base=torch.zeros(3)), r"base must hold one latent code of size 4; got shape \(3,\)"),
+    (dict(value_range=0.0), r"value_range must be positive"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        latent_explorer(RowOfInk(), latent_dim=4, **kwargs)
