@@ -1,8 +1,9 @@
 """The math of the losses, testable on its own.
 
-Everything here is in **nats**, summed over the dimensions of one example
-(per image, per point) and returned per example, so the caller chooses how to
-average. A latent-variable model is anything with
+Everything here is in **nats**. The likelihoods and bounds are summed over the
+dimensions of one example (per image, per point) and returned per example, so
+the caller chooses how to average; the GAN losses at the end are batch means,
+as their optimisers use them. A latent-variable model is anything with
 
     model.encode(x) -> (mu, logvar)      # q(z|x) = N(mu, diag(exp(logvar)))
     model.decode(z) -> logits            # p(x|z) = Bernoulli(sigmoid(logits)), pixel by pixel
@@ -130,3 +131,54 @@ def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) 
                  - gaussian_log_prob(z, mu, logvar))             # - log q(z|x)
         log_weights.append(log_w)
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
+
+
+# ---------------------------------------------------------------- GANs
+#
+# The discriminator outputs a *logit* l; D(x) = sigmoid(l) is its probability that
+# x is real. Every loss takes logits: sigmoid + log in one step is numerically safe,
+# while log(sigmoid(l)) computed in two steps underflows to log(0) = -inf.
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))], in nats: binary cross-entropy, real -> 1, fake -> 0."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: Tensor, kind: str = "nonsaturating") -> Tensor:
+    """The generator's loss on the discriminator's logits for generated samples.
+
+    - ``"saturating"``: E[log(1 - D(G(z)))], the minimax game as written. Its
+      gradient vanishes when D confidently rejects the fakes, early in training.
+    - ``"nonsaturating"``: -E[log D(G(z))] (Goodfellow et al. 2014): the same
+      fixed point, strong gradients when the fakes are bad. The generator is
+      trained towards the label *real*, never *fake*.
+    """
+    if kind == "nonsaturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if kind == "saturating":
+        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    raise ValueError(f"Unknown generator loss {kind!r}; use 'nonsaturating' or 'saturating'.")
+
+
+def optimal_discriminator(p_data: Tensor, p_model: Tensor) -> Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_model(x)): the best discriminator against a fixed generator."""
+    return p_data / (p_data + p_model)
+
+
+def wasserstein_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """E[f(G(z))] - E[f(x)]: the WGAN critic maximises the gap between real and fake scores."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, *extra: Tensor) -> Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad f(x_hat)|| - 1)^2] at random mixes of real and fake.
+
+    ``extra`` inputs (a class label, say) are passed to the critic unchanged.
+    """
+    alpha = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed, *extra)
+    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()

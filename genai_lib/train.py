@@ -50,7 +50,8 @@ class Objective:
     ``loss_fn(batch)`` returns a scalar loss, or a dict with a ``"loss"`` entry
     and any other scalars to log (``{"loss": ..., "kl": ..., "recon": ...}``).
     ``every=k`` steps this objective only on every k-th step (for example the
-    generator of a WGAN, which steps once per five critic steps).
+    generator of a WGAN, which steps once after every five critic steps); its
+    learning-rate schedule still follows the global step.
     ``optimizer=None`` builds AdamW with the learning rate given to :func:`fit`.
     """
 
@@ -270,9 +271,12 @@ def fit(
         m.to(device)
     optimizers = [o.optimizer or torch.optim.AdamW(o.model.parameters(), lr=lr, betas=betas,
                                                    weight_decay=weight_decay) for o in objectives]
-    schedule_fn = lambda s: lr_factor(s, total_steps=steps, warmup_steps=warmup_steps,  # noqa: E731
-                                      min_lr_ratio=min_lr_ratio, schedule=schedule)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule_fn) for opt in optimizers]
+    def schedule_for(every: int) -> Callable[[int], float]:
+        # an objective stepped every k steps has taken j updates by global step j * k
+        return lambda j: lr_factor(j * every, total_steps=steps, warmup_steps=warmup_steps,
+                                   min_lr_ratio=min_lr_ratio, schedule=schedule)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule_for(o.every))
+                  for o, opt in zip(objectives, optimizers)]
     scalers = [torch.amp.GradScaler(device.type, enabled=precision == "fp16") for _ in objectives]
     get_batch = data if callable(data) and not isinstance(data, Tensor) else EpochBatches(data, batch_size, seed).to(device)
 
@@ -308,7 +312,7 @@ def fit(
             mid_step = True
             batch = to_device(get_batch(step), device)
             for obj, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
-                if step % obj.every:
+                if (step + 1) % obj.every:  # every k-th step, after the first k - 1 of the others
                     continue
                 metrics = _train_step(obj, opt, scaler, batch, device, precision, grad_clip)
                 metrics["lr"] = torch.tensor(opt.param_groups[0]["lr"])

@@ -113,3 +113,65 @@ def image_to_png(image: Tensor, scale: int = 1) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def image_grid_to_png(images: Tensor, nrow: int = 8, scale: int = 4) -> bytes:
+    """A batch ``(N, C, H, W)`` in [0, 1] tiled into one PNG (ink dark on white for grey images)."""
+    from genai_lib.viz import make_grid  # the grid is the same one show_images draws
+
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, pad_value=0.25)
+    return image_to_png(grid.unsqueeze(0), scale)
+
+
+def interpolation_explorer(decode: Callable[[Tensor], Tensor], z_start: Tensor, z_end: Tensor,
+                           scale: int = 24, title: str = "Slide t: z = (1 - t) z_start + t z_end") -> widgets.VBox:
+    """One slider t in [0, 1] and the image ``decode((1 - t) z_start + t z_end)``.
+
+    ``z_start``, ``z_end``: codes ``(latent_dim,)``; ``decode`` as in :func:`latent_explorer`.
+    """
+    if z_start.shape != z_end.shape or z_start.dim() != 1:
+        raise ValueError(f"z_start and z_end must be two codes of the same size; got {tuple(z_start.shape)} "
+                         f"and {tuple(z_end.shape)}.")
+    slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.02, description="t")
+
+    def current_png() -> bytes:
+        z = (1 - slider.value) * z_start + slider.value * z_end
+        with torch.no_grad():
+            return image_to_png(decode(z.unsqueeze(0)), scale)
+
+    image = widgets.Image(value=current_png(), format="png")
+    slider.observe(lambda change: setattr(image, "value", current_png()), names="value")
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, image])])
+    box.sliders, box.image = [slider], image
+    return box
+
+
+def class_explorer(generate_class: Callable[[int, int], Tensor], classes: list[str], nrow: int = 8,
+                   scale: int = 4, title: str = "Pick a class; the generator draws it") -> widgets.VBox:
+    """A class picker and a grid of generated images of that class.
+
+    ``generate_class(label, seed)`` returns images ``(N, C, H, W)`` in [0, 1];
+    the "new noise" button draws a fresh seed.
+    """
+    picker = widgets.Dropdown(options=[(name, i) for i, name in enumerate(classes)], value=0, description="class")
+    button = widgets.Button(description="new noise")
+    seed = {"value": 0}
+
+    def current_png() -> bytes:
+        with torch.no_grad():
+            return image_grid_to_png(generate_class(picker.value, seed["value"]), nrow=nrow, scale=scale)
+
+    image = widgets.Image(value=current_png(), format="png")
+
+    def redraw(*_: object) -> None:
+        image.value = current_png()
+
+    def new_noise(_: object) -> None:
+        seed["value"] += 1
+        redraw()
+
+    picker.observe(redraw, names="value")
+    button.on_click(new_noise)
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([picker, button]), image])
+    box.picker, box.button, box.image = picker, button, image
+    return box

@@ -5,6 +5,8 @@
 - text: :func:`load_text` (``"pydoc"`` bundled, ``"tinyshakespeare"``
   downloaded on request), :class:`CharTokenizer`.
 - downloads: :func:`fetch`, checked by SHA-256 and written atomically.
+- 2-D toys: :func:`eight_gaussians` (a ring of 8 modes, for GANs),
+  :func:`ring_centres`, :func:`mode_coverage`.
 
 Where files are looked for and saved: see :mod:`genai_lib.data.sources`.
 """
@@ -18,6 +20,7 @@ from genai_lib.data.text import (
     load_text,
     split_train_val,
 )
+from genai_lib.data.toy import eight_gaussians, mode_coverage, ring_centres
 
 __all__ = [
     "MNIST_KINDS",
@@ -28,10 +31,13 @@ __all__ = [
     "UnknownCharacterError",
     "binarize",
     "clean_to_ascii",
+    "eight_gaussians",
     "fetch",
     "load_digits",
     "load_mnist",
     "load_text",
+    "mode_coverage",
     "read_idx",
+    "ring_centres",
     "split_train_val",
 ]

@@ -1,5 +1,6 @@
 """Networks and density models. A model takes tensors and knows nothing of how it is trained."""
+from genai_lib.models.classifier import DigitClassifier
 from genai_lib.models.mixture import GaussianMixture
 from genai_lib.models.vae import VAE
 
-__all__ = ["GaussianMixture", "VAE"]
+__all__ = ["DigitClassifier", "GaussianMixture", "VAE"]
