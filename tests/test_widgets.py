@@ -123,3 +123,37 @@ def test_logits_instead_of_probabilities_are_refused_with_the_fix():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         latent_explorer(RowOfInk(), latent_dim=4, **kwargs)
+
+
+def test_interpolation_explorer_moves_between_the_two_codes():
+    from genai_lib.widgets import interpolation_explorer
+    seen = []
+
+    def decode(z):
+        seen.append(z.clone())
+        return torch.sigmoid(z[:, :1].reshape(1, 1, 1, 1).expand(1, 1, 4, 4))
+
+    box = interpolation_explorer(decode, torch.tensor([-3.0, 0.0]), torch.tensor([3.0, 1.0]))
+    first = box.image.value
+    box.sliders[0].value = 1.0
+    assert torch.allclose(seen[-1], torch.tensor([[3.0, 1.0]]))
+    assert box.image.value != first
+    with pytest.raises(ValueError, match="same size"):
+        interpolation_explorer(decode, torch.zeros(2), torch.zeros(3))
+
+
+def test_class_explorer_redraws_for_a_new_class_and_new_noise():
+    from genai_lib.widgets import class_explorer
+    calls = []
+
+    def generate_class(label, seed):
+        calls.append((label, seed))
+        return torch.full((4, 1, 4, 4), (label + 1) / 10) * (1 if seed % 2 == 0 else 0.5)
+
+    box = class_explorer(generate_class, [str(d) for d in range(10)], nrow=2)
+    first = box.image.value
+    box.picker.value = 7
+    assert calls[-1] == (7, 0) and box.image.value != first
+    after_class = box.image.value
+    box.button.click()
+    assert calls[-1] == (7, 1) and box.image.value != after_class

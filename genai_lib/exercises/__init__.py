@@ -28,4 +28,4 @@ def call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as err:
-        raise ExerciseError(f"Not done yet: {err or 'replace the NotImplementedError with your code.'}") from None
+        raise ExerciseError(f"Not done yet: {str(err) or 'replace the NotImplementedError with your code.'}") from None
