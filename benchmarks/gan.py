@@ -19,28 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genai_lib import seed_everything
-from genai_lib.data import ImageData, load_digits, read_idx
+from genai_lib.data import load_digits
 from genai_lib.gan import gan_objectives, generate
 from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, fd_digits, held_out_sample,
                                load_or_train_classifier, real_floor)
 from genai_lib.models.gan import DCDiscriminator, DCGenerator, seed_system
 from genai_lib.train import fit
-
-
-def mnist_test_split(folder: Path) -> ImageData:
-    """MNIST's 10,000 test images: index % 5 == 4 held out (2,000), the rest (8,000) for training."""
-    def first(*names: str) -> Path:
-        return next(folder / n for n in names if (folder / n).exists())
-    images = read_idx(first("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"))
-    labels = read_idx(first("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"))
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    y = torch.from_numpy(labels.astype(np.int64))
-    held = torch.arange(len(x)) % 5 == 4
-    return ImageData("mnist-t10k-8k", x[~held], y[~held], x[held], y[held], [str(d) for d in range(10)])
+from mnist_split import mnist_t10k_split
 
 
 def train(generator, discriminator, data_tensors, steps: int, seed: int) -> float:
@@ -60,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    data = mnist_test_split(args.mnist) if args.mnist else load_digits()
+    data = mnist_t10k_split(args.mnist) if args.mnist else load_digits()
     steps = args.steps or (2500 if args.mnist else 4000)
     n = args.n or min(2000, len(data.val_images))
     classifier = load_or_train_classifier(data)

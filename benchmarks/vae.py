@@ -21,27 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genai_lib import seed_everything
-from genai_lib.data import binarize, load_digits, read_idx
+from genai_lib.data import binarize, load_digits
 from genai_lib.losses import elbo, iwae_bound, vae_loss
 from genai_lib.models import VAE
 from genai_lib.train import fit
-
-
-def mnist_test_split(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 10,000 MNIST test images: every fifth (index % 5 == 4) held out, the rest for training.
-
-    The first 5,000 test images are easier than the last 5,000, so a contiguous
-    cut would make the held-out set unrepresentative.
-    """
-    images = read_idx(next(p for p in [folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-images-idx3-ubyte"]
-                           if p.exists()))
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    held_out = torch.arange(len(x)) % 5 == 4
-    return x[~held_out], x[held_out]
+from mnist_split import mnist_t10k_split
 
 
 @torch.no_grad()
@@ -84,7 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
 
     if args.mnist:
-        x_train, x_val = mnist_test_split(args.mnist)
+        split = mnist_t10k_split(args.mnist)
+        x_train, x_val = split.train_images, split.val_images
         dataset, epochs = "mnist-t10k-8k/2k", args.epochs or 10
     else:
         digits = load_digits()
