@@ -144,3 +144,53 @@ def check_models_match(path: str | Path, state: dict[str, Any], models: dict[str
             f"Build the model with the settings it was saved with, or delete the file "
             f"(or pass another checkpoint_path) to start afresh."
         )
+
+
+# ---------------------------------------------------------------- trained models
+
+MODEL_FORMAT = "genai_lib.model/1"
+
+
+def save_model(path: str | Path, model: nn.Module, tokenizer: Any = None) -> Path:
+    """Save a trained model to share or reload: its class, its config, its weights, its tokenizer.
+
+    ``model.config`` must be a dataclass (as :class:`genai_lib.models.GPTConfig`
+    is); ``tokenizer`` anything with ``to_dict()``. Written atomically.
+    """
+    import dataclasses
+
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise TypeError(f"save_model needs a model with a dataclass .config; {type(model).__name__} has none.")
+    return atomic_save({
+        "format": MODEL_FORMAT,
+        "class": type(model).__name__,
+        "config": dataclasses.asdict(config),
+        "weights": model.state_dict(),
+        "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
+    }, path)
+
+
+def load_model(path: str | Path, model_class: type[nn.Module], config_class: type) -> tuple[nn.Module, Any]:
+    """The inverse of :func:`save_model`: ``(model, tokenizer_state)``, the model in eval mode on the CPU.
+
+    Raises :class:`CheckpointError` for an unreadable file and
+    :class:`CheckpointMismatchError` when the file holds another kind of model.
+    Rebuild the tokenizer with :func:`genai_lib.data.tokenizer_from_dict`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No saved model at {path}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"The model file {path} cannot be read: it is truncated, corrupt, or not a "
+                              f"model file ({type(err).__name__}: {str(err).splitlines()[0][:200]}).") from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path} is not a genai_lib model file (expected format {MODEL_FORMAT!r}); "
+                              f"a training checkpoint is loaded by fit(..., checkpoint_path=...) instead.")
+    if state["class"] != model_class.__name__:
+        raise CheckpointMismatchError(f"{path} holds a {state['class']}, not a {model_class.__name__}.")
+    model = model_class(config_class(**state["config"]))
+    model.load_state_dict(state["weights"])
+    return model.eval(), state["tokenizer"]

@@ -182,3 +182,20 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *extra: Tensor) -> Tens
     scores = critic(mixed, *extra)
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+# ---------------------------------------------------------------- language models
+
+
+def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy of the true next tokens, in nats per token (the mean over all positions).
+
+    ``logits`` ``(B, T, vocab_size)`` score the token after each position;
+    ``targets`` ``(B, T)`` are those tokens (the input shifted left by one).
+    This is the negative log-likelihood the model assigns to the text, per
+    token; divide by ln 2 for bits per token.
+    """
+    if logits.dim() != 3 or targets.shape != logits.shape[:2]:
+        raise ValueError(f"next_token_loss takes logits (B, T, V) and targets (B, T); "
+                         f"got {tuple(logits.shape)} and {tuple(targets.shape)}.")
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())

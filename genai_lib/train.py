@@ -52,7 +52,8 @@ class Objective:
     ``every=k`` steps this objective only on every k-th step (for example the
     generator of a WGAN, which steps once after every five critic steps); its
     learning-rate schedule still follows the global step.
-    ``optimizer=None`` builds AdamW with the learning rate given to :func:`fit`.
+    ``optimizer=None`` builds AdamW with the learning rate given to :func:`fit`
+    and its ``weight_decay`` on the weight matrices (:func:`decay_groups`).
     """
 
     name: str
@@ -117,6 +118,19 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int = 0,
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return min_lr_ratio + (1.0 - min_lr_ratio) * cosine
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: weight decay on matrices (linear, conv, embedding weights) only.
+
+    Biases and normalisation gains are left undecayed: shrinking them towards
+    zero does not make the function simpler, it only shifts or rescales it.
+    Tied weights appear once, as ``model.parameters()`` lists them once.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 # ---------------------------------------------------------------- precision
@@ -269,8 +283,8 @@ def fit(
     modules.update(extra_modules or {})
     for m in modules.values():
         m.to(device)
-    optimizers = [o.optimizer or torch.optim.AdamW(o.model.parameters(), lr=lr, betas=betas,
-                                                   weight_decay=weight_decay) for o in objectives]
+    optimizers = [o.optimizer or torch.optim.AdamW(decay_groups(o.model, weight_decay), lr=lr, betas=betas)
+                  for o in objectives]
     def schedule_for(every: int) -> Callable[[int], float]:
         # an objective stepped every k steps has taken j updates by global step j * k
         return lambda j: lr_factor(j * every, total_steps=steps, warmup_steps=warmup_steps,
@@ -460,7 +474,13 @@ def _restore(state: dict[str, Any], modules: dict[str, nn.Module], objectives: l
     for o, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
         if o.name not in state["optimizers"]:
             raise ckpt.CheckpointMismatchError(f"The checkpoint has no optimizer state for objective '{o.name}'.")
-        opt.load_state_dict(state["optimizers"][o.name])
+        try:
+            opt.load_state_dict(state["optimizers"][o.name])
+        except ValueError as err:  # e.g. other parameter groups: the checkpoint's optimizer was set up differently
+            raise ckpt.CheckpointMismatchError(
+                f"The optimizer state of '{o.name}' in the checkpoint does not fit this run's optimizer "
+                f"({err}). It was saved with other optimizer settings or by another version of "
+                f"genai_lib; delete the checkpoint to start afresh.") from None
         sched.load_state_dict(state["schedulers"][o.name])
         if state["scalers"][o.name]:
             scaler.load_state_dict(state["scalers"][o.name])

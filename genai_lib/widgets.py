@@ -175,3 +175,43 @@ def class_explorer(generate_class: Callable[[int, int], Tensor], classes: list[s
     box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([picker, button]), image])
     box.picker, box.button, box.image = picker, button, image
     return box
+
+
+def sampling_explorer(complete: Callable[[float, float, int], str], prompt: str = "",
+                      title: str = "Move the sliders; the model writes again") -> widgets.VBox:
+    """Temperature and top-p sliders, a "new sample" button, and the text they give.
+
+    ``complete(temperature, top_p, seed)`` returns the generated text (the
+    prompt is shown in bold before it). For a GPT and a tokenizer::
+
+        lambda t, p, seed: tok.decode(generate(model, prompt_ids, 300, temperature=t, top_p=p, seed=seed)[len(prompt_ids):])
+
+    The same seed is kept while the sliders move, so a change in the text
+    comes from the change in the settings, not from a new draw.
+    """
+    temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature",
+                                      continuous_update=False, style={"description_width": "initial"})
+    top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p",
+                                continuous_update=False)
+    button = widgets.Button(description="new sample")
+    output = widgets.HTML()
+    seed = {"value": 0}
+
+    def redraw(*_: object) -> None:
+        with torch.no_grad():
+            text = complete(temperature.value, top_p.value, seed["value"])
+        output.value = (f"<pre style='white-space: pre-wrap'><b>{html.escape(prompt)}</b>"
+                        f"{html.escape(text)}</pre>")
+
+    def new_sample(_: object) -> None:
+        seed["value"] += 1
+        redraw()
+
+    redraw()  # raises here if complete is wrong
+    temperature.observe(redraw, names="value")
+    top_p.observe(redraw, names="value")
+    button.on_click(new_sample)
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([temperature, top_p, button]),
+                        output])
+    box.temperature, box.top_p, box.button, box.output = temperature, top_p, button, output
+    return box

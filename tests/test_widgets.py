@@ -157,3 +157,22 @@ def test_class_explorer_redraws_for_a_new_class_and_new_noise():
     after_class = box.image.value
     box.button.click()
     assert calls[-1] == (7, 1) and box.image.value != after_class
+
+
+def test_sampling_explorer_regenerates_with_the_slider_settings_and_a_kept_seed():
+    from genai_lib.widgets import sampling_explorer
+
+    calls = []
+
+    def complete(temperature, top_p, seed):
+        calls.append((temperature, top_p, seed))
+        return f"t={temperature} p={top_p} seed={seed} <&>"
+
+    box = sampling_explorer(complete, prompt="ROMEO:")
+    assert calls == [(1.0, 1.0, 0)]
+    assert "<b>ROMEO:</b>" in box.output.value and "&lt;&amp;&gt;" in box.output.value  # escaped
+    box.temperature.value = 0.5
+    box.top_p.value = 0.9
+    assert calls[-1] == (0.5, 0.9, 0)  # same seed while the sliders move
+    box.button.click()
+    assert calls[-1] == (0.5, 0.9, 1) and "seed=1" in box.output.value

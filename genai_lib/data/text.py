@@ -209,3 +209,40 @@ def split_train_val(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[to
     if n_train == 0 or n_train == len(tokens):
         raise ValueError(f"{len(tokens)} tokens are too few to split with val_fraction={val_fraction}.")
     return tokens[:n_train], tokens[n_train:]
+
+
+class TokenWindows:
+    """Random training windows from a 1-D token sequence, as a function of the step.
+
+    ``windows(step) -> (inputs, targets)``, both ``(batch_size, block_size)``,
+    where ``targets`` is ``inputs`` shifted one token to the left: the token
+    that follows each position. The start offsets of step ``s`` are drawn
+    from a generator seeded by ``(seed, s)``, so any step's batch can be
+    recomputed; that is what lets :func:`genai_lib.train.fit` resume exactly.
+    """
+
+    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int = 0):
+        if tokens.dim() != 1:
+            raise ValueError(f"TokenWindows takes a 1-D token sequence; got shape {tuple(tokens.shape)}.")
+        if len(tokens) < block_size + 1:
+            raise ValueError(f"{len(tokens)} tokens are too few for windows of block_size={block_size} "
+                             f"(a window needs block_size + 1 tokens).")
+        self.tokens, self.block_size, self.batch_size, self.seed = tokens, block_size, batch_size, seed
+        self._offsets = torch.arange(block_size + 1)
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=g)
+        rows = self.tokens[starts[:, None] + self._offsets]  # (batch, block_size + 1)
+        return rows[:, :-1], rows[:, 1:]
+
+
+def tokenizer_from_dict(state: dict[str, object]):
+    """Rebuild a tokenizer saved with ``tokenizer.to_dict()``: a :class:`CharTokenizer` or a BPE one."""
+    from genai_lib.data.bpe import BPETokenizer
+
+    kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
+    kind = state.get("type")
+    if kind not in kinds:
+        raise ValueError(f"Unknown tokenizer type {kind!r}; known: {sorted(kinds)}.")
+    return kinds[kind].from_dict(state)

@@ -1,0 +1,114 @@
+"""Language models: training one on a token sequence, and measuring it in bits per token.
+
+:func:`train_lm` connects the pieces every chapter-03 model shares: random
+windows of the training tokens (:class:`~genai_lib.data.TokenWindows`), the
+next-token cross-entropy (:func:`~genai_lib.losses.next_token_loss`) and the
+course's loop (:func:`~genai_lib.train.fit`). :func:`evaluate_lm` measures a
+model on a whole held-out sequence.
+
+The loss a language model minimises is the average negative log-likelihood
+of the next token, in nats. Dividing by ln 2 gives **bits per token**: how
+many bits an ideal compressor driven by the model would spend per token.
+Perplexity is ``2 ** bits = e ** nats``: the model is as unsure as a uniform
+choice among that many tokens. Two baselines frame every figure:
+
+- uniform over the vocabulary: ``log2(vocab_size)`` bits;
+- the unigram entropy of the corpus (:func:`unigram_entropy_bits`): the best
+  a model can do that ignores context.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genai_lib.data.text import TokenWindows
+from genai_lib.losses import next_token_loss
+from genai_lib.train import History, fit
+
+
+def bits(nats: float) -> float:
+    """Nats -> bits."""
+    return nats / math.log(2)
+
+
+def unigram_entropy_bits(tokens: Tensor, vocab_size: int) -> float:
+    """Entropy of the token frequencies of ``tokens`` (1-D), in bits per token."""
+    counts = torch.bincount(tokens.flatten(), minlength=vocab_size).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log2()).sum())
+
+
+@torch.no_grad()
+def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
+                batch_size: int = 64) -> float:
+    """Mean next-token loss over a whole token sequence, in nats per token.
+
+    ``tokens``: 1-D. The sequence is cut into consecutive, non-overlapping
+    windows of ``block_size`` (default: the model's) so that every token after
+    the first is predicted exactly once, each from the tokens before it within
+    its window. Nothing is sampled: the same model and tokens always give the
+    same figure. The model runs in eval mode on its own device; its mode is
+    restored afterwards.
+    """
+    block_size = block_size or getattr(model, "block_size", None)
+    if not block_size:
+        raise ValueError("evaluate_lm needs a block_size for a model without one.")
+    if tokens.dim() != 1 or len(tokens) < 2:
+        raise ValueError(f"evaluate_lm takes a 1-D sequence of at least 2 tokens; got shape {tuple(tokens.shape)}.")
+    device = next(model.parameters()).device
+    n_windows = (len(tokens) - 1) // block_size
+    full = tokens[: n_windows * block_size + 1]
+    inputs = full[:-1].view(n_windows, block_size) if n_windows else full[:0].view(0, block_size)
+    targets = full[1:].view(n_windows, block_size) if n_windows else inputs
+    pieces = [(inputs[i:i + batch_size], targets[i:i + batch_size]) for i in range(0, n_windows, batch_size)]
+    rest = len(tokens) - 1 - n_windows * block_size  # a last, shorter window
+    if rest:
+        tail = tokens[n_windows * block_size:]
+        pieces.append((tail[:-1][None], tail[1:][None]))
+
+    was_training = model.training
+    model.eval()
+    try:
+        total, count = 0.0, 0
+        for x, y in pieces:
+            x, y = x.to(device), y.to(device)
+            total += next_token_loss(model(x), y).item() * y.numel()
+            count += y.numel()
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: int, batch_size: int = 32,
+             lr: float = 1e-3, val_tokens: Tensor | None = None, eval_every: int = 0,
+             eval_max_tokens: int = 20_000, seed: int = 0, **fit_kwargs: Any) -> History:
+    """Train a language model on random windows of ``train_tokens`` (1-D) with :func:`~genai_lib.train.fit`.
+
+    Each step sees ``batch_size`` windows of ``block_size`` tokens and
+    minimises the mean next-token cross-entropy (``loss``, nats per token).
+    With ``val_tokens``, every ``eval_every`` steps and at the end the history
+    gets ``val_loss`` (nats per token) and ``val_bits`` (bits per token),
+    measured with :func:`evaluate_lm` on the first ``eval_max_tokens``
+    validation tokens (to keep evaluation quick; call :func:`evaluate_lm` on
+    the whole split for the final figure). Other keyword arguments go to
+    :func:`~genai_lib.train.fit` (``warmup_steps``, ``weight_decay``,
+    ``checkpoint_path``, ``device``, ``progress``...).
+    """
+    windows = TokenWindows(train_tokens, block_size, batch_size, seed=seed)
+    eval_fn = None
+    if val_tokens is not None:
+        val_part = val_tokens[:eval_max_tokens]
+
+        def eval_fn() -> dict[str, float]:
+            nats = evaluate_lm(model, val_part, block_size)
+            return {"val_loss": nats, "val_bits": bits(nats)}
+
+    def loss_fn(batch: tuple[Tensor, Tensor]) -> Tensor:
+        inputs, targets = batch
+        return next_token_loss(model(inputs), targets)
+
+    return fit(model, loss_fn, windows, steps=steps, lr=lr, eval_fn=eval_fn, eval_every=eval_every,
+               seed=seed, **fit_kwargs)
