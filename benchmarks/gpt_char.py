@@ -1,7 +1,7 @@
 """Benchmark: a character-level GPT on tiny Shakespeare, trained with the course's loop.
 
     python benchmarks/gpt_char.py                         # nanoGPT's "baby GPT on CPU" settings
-    python benchmarks/gpt_char.py --recipe best           # our recipe for the 90-second budget
+    python benchmarks/gpt_char.py --recipe best           # our recipe for the 90-second budget (Muon)
     python benchmarks/gpt_char.py --iters 200             # a short run
 
 Data: characters of --data (default ../shared/data/tinyshakespeare.txt); the
@@ -33,17 +33,20 @@ from genai_lib.data import CharTokenizer, TokenWindows, split_train_val
 from genai_lib.lm import bits, evaluate_lm
 from genai_lib.losses import next_token_loss
 from genai_lib.models import GPT, GPTConfig
-from genai_lib.train import fit
+from genai_lib.optim import muon_with_adamw
+from genai_lib.train import Objective, fit
 
 # Each recipe: model sizes, then optimisation. "nanogpt" is nanoGPT's config/train_shakespeare_char.py
 # with its "baby GPT on CPU" overrides (4 layers, 4 heads, 128-d, block 64, batch 12, dropout 0).
 RECIPES = {
     "nanogpt": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False,
                     batch_size=12, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
-                    warmup=100, min_lr=1e-4, iters=2000, grad_clip=1.0),
+                    warmup=100, min_lr=1e-4, iters=2000, grad_clip=1.0, optimizer="adamw"),
+    # Ours: the same network, trained with Muon on the blocks' weight matrices (AdamW on the embeddings
+    # and gains, at a higher rate), in fewer, larger steps: 450 x 32 windows instead of 2000 x 12.
     "best": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False,
-                 batch_size=12, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
-                 warmup=100, min_lr=1e-4, iters=2000, grad_clip=1.0),
+                 batch_size=32, lr=4e-3, betas=(0.9, 0.95), weight_decay=0.1,
+                 warmup=50, min_lr=1e-4, iters=450, grad_clip=1.0, optimizer="muon", muon_lr=0.02),
 }
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -60,11 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=1337)
     for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "warmup"):
         parser.add_argument("--" + key.replace("_", "-"), type=int, help="override the recipe")
-    for key in ("lr", "min_lr", "dropout", "weight_decay"):
+    parser.add_argument("--optimizer", choices=["adamw", "muon"], help="override the recipe")
+    for key in ("lr", "min_lr", "dropout", "weight_decay", "beta2", "muon_lr"):
         parser.add_argument("--" + key.replace("_", "-"), type=float, help="override the recipe")
     args = parser.parse_args(argv)
     recipe = dict(RECIPES[args.recipe])
     overrides = {k: v for k, v in vars(args).items() if k in recipe and v is not None}
+    if args.beta2 is not None:
+        overrides["betas"] = (recipe["betas"][0], args.beta2)
     recipe.update(overrides)
     if args.iters:
         recipe["iters"] = args.iters
@@ -88,13 +94,19 @@ def main(argv: list[str] | None = None) -> dict:
     batches = TokenWindows(train_tokens, recipe["block_size"], recipe["batch_size"], seed=args.seed)
     step_ends: list[float] = []
     start = time.perf_counter()
-    fit(model, lambda b: next_token_loss(model(b[0]), b[1]), batches,
+    optimizer = None  # fit's AdamW, with weight decay on the weight matrices
+    if recipe["optimizer"] == "muon":
+        optimizer = muon_with_adamw(model, muon_lr=recipe["muon_lr"], adamw_lr=recipe["lr"], betas=recipe["betas"],
+                                    weight_decay=recipe["weight_decay"])
+    objective = Objective("model", model, lambda b: next_token_loss(model(b[0]), b[1]), optimizer)
+    fit([objective], data=batches,
         steps=recipe["iters"], lr=recipe["lr"], betas=recipe["betas"], weight_decay=recipe["weight_decay"],
         warmup_steps=recipe["warmup"], min_lr_ratio=recipe["min_lr"] / recipe["lr"],
         grad_clip=recipe["grad_clip"], device="cpu", progress=False, log_every=50, seed=args.seed,
         callbacks=[lambda step: step_ends.append(time.perf_counter())])
     train_s = time.perf_counter() - start
-    step_times = [b - a for a, b in zip([start, *step_ends], step_ends)][10:]  # skip the warm-up steps
+    step_times = [b - a for a, b in zip([start, *step_ends], step_ends)]
+    step_times = step_times[min(10, len(step_times) // 2):]  # skip the first steps: allocation, warm caches
     tokens_per_step = recipe["block_size"] * recipe["batch_size"]
     median_step = statistics.median(step_times)
 

@@ -84,7 +84,7 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
 
 def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: int, batch_size: int = 32,
              lr: float = 1e-3, val_tokens: Tensor | None = None, eval_every: int = 0,
-             eval_max_tokens: int = 20_000, seed: int = 0, **fit_kwargs: Any) -> History:
+             eval_max_tokens: int | None = 20_000, seed: int = 0, **fit_kwargs: Any) -> History:
     """Train a language model on random windows of ``train_tokens`` (1-D) with :func:`~genai_lib.train.fit`.
 
     Each step sees ``batch_size`` windows of ``block_size`` tokens and
@@ -92,15 +92,16 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
     With ``val_tokens``, every ``eval_every`` steps and at the end the history
     gets ``val_loss`` (nats per token) and ``val_bits`` (bits per token),
     measured with :func:`evaluate_lm` on the first ``eval_max_tokens``
-    validation tokens (to keep evaluation quick; call :func:`evaluate_lm` on
-    the whole split for the final figure). Other keyword arguments go to
+    validation tokens (to keep evaluation quick on a large split; ``None``
+    measures the whole split each time, the same figure as a final
+    :func:`evaluate_lm` call). Other keyword arguments go to
     :func:`~genai_lib.train.fit` (``warmup_steps``, ``weight_decay``,
     ``checkpoint_path``, ``device``, ``progress``...).
     """
     windows = TokenWindows(train_tokens, block_size, batch_size, seed=seed)
     eval_fn = None
     if val_tokens is not None:
-        val_part = val_tokens[:eval_max_tokens]
+        val_part = val_tokens if eval_max_tokens is None else val_tokens[:eval_max_tokens]
 
         def eval_fn() -> dict[str, float]:
             nats = evaluate_lm(model, val_part, block_size)

@@ -20,3 +20,20 @@ def test_vae_benchmark_reports_its_keys():
     for model in ("ours", "classic"):
         assert set(summary[model]) == {"neg_elbo", "iwae_nll", "s_per_epoch"}
         assert summary[model]["iwae_nll"] <= summary[model]["neg_elbo"] + 1.0  # a bound, within noise
+
+
+def test_gpt_char_benchmark_reports_its_keys(tmp_path):
+    from genai_lib.data import load_text
+
+    corpus = tmp_path / "corpus.txt"
+    text = load_text("pydoc")[:30_000]
+    corpus.write_text(text, encoding="utf-8")
+    vocab = len(set(text))
+    for recipe in ("nanogpt", "best"):
+        summary = last_json_line([str(BENCHMARKS / "gpt_char.py"), "--data", str(corpus), "--recipe", recipe,
+                                  "--iters", "12"])
+        assert set(summary) == {"recipe", "iters", "params", "val_loss_full", "tokens_per_s_median",
+                                "train_s", "peak_rss_mb"}
+        assert summary["recipe"] == recipe and summary["iters"] == 12
+        assert summary["params"] == 795_904 + (vocab - 65) * 128  # the baby GPT (65 characters: 795,904)
+        assert 0 < summary["val_loss_full"] < 6  # 12 steps: barely trained, but a finite loss per character
