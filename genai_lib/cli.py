@@ -26,9 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, default=user_cache_dir() / "runs",
                      help="folder for the executed notebooks (default: %(default)s)")
 
+    pretrain = commands.add_parser("pretrain", help="train the base GPT that chapter 04 fine-tunes",
+                                   description="Train the course's base character GPT on the bundled pydoc "
+                                               "text and write it (safetensors + JSON with its SHA-256) to --out.")
+    pretrain.add_argument("--steps", type=int, default=1200, help="training steps (default: %(default)s)")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--out", type=Path, default=None,
+                          help="folder for the files (default: the repository's data/pretrained)")
+
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(parser, args)
+    if args.command == "pretrain":
+        return _pretrain(args, argv)
     return 2  # pragma: no cover - argparse enforces a command
 
 
@@ -53,6 +63,19 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print(runner.format_table(results))
     print(f"\nExecuted notebooks are in {args.out}")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _pretrain(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import json
+
+    from genai_lib.pretrained import pretrain_base
+
+    command = "python -m genai_lib " + " ".join(sys.argv[1:] if argv is None else argv)
+    meta_path = pretrain_base(args.out, steps=args.steps, seed=args.seed, command=command)
+    meta = json.loads(meta_path.read_text())
+    print(f"Saved {meta_path} and {meta['weights_file']}: validation {meta['val_bits_per_char']} bits per "
+          f"character after {meta['steps']} steps ({meta['train_seconds']} s); SHA-256 {meta['sha256']}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from genai_lib.data.text import TokenWindows
 from genai_lib.losses import next_token_loss
-from genai_lib.train import History, fit
+from genai_lib.train import History, Objective, fit
 
 
 def bits(nats: float) -> float:
@@ -84,7 +84,8 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
 
 def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: int, batch_size: int = 32,
              lr: float = 1e-3, val_tokens: Tensor | None = None, eval_every: int = 0,
-             eval_max_tokens: int | None = 20_000, seed: int = 0, **fit_kwargs: Any) -> History:
+             eval_max_tokens: int | None = 20_000, seed: int = 0,
+             optimizer: torch.optim.Optimizer | None = None, **fit_kwargs: Any) -> History:
     """Train a language model on random windows of ``train_tokens`` (1-D) with :func:`~genai_lib.train.fit`.
 
     Each step sees ``batch_size`` windows of ``block_size`` tokens and
@@ -96,7 +97,8 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
     measures the whole split each time, the same figure as a final
     :func:`evaluate_lm` call). Other keyword arguments go to
     :func:`~genai_lib.train.fit` (``warmup_steps``, ``weight_decay``,
-    ``checkpoint_path``, ``device``, ``progress``...).
+    ``checkpoint_path``, ``device``, ``progress``...). ``optimizer`` replaces
+    fit's AdamW (for example :func:`genai_lib.optim.muon_with_adamw`).
     """
     windows = TokenWindows(train_tokens, block_size, batch_size, seed=seed)
     eval_fn = None
@@ -111,5 +113,6 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
         inputs, targets = batch
         return next_token_loss(model(inputs), targets)
 
-    return fit(model, loss_fn, windows, steps=steps, lr=lr, eval_fn=eval_fn, eval_every=eval_every,
+    objectives = [Objective("model", model, loss_fn, optimizer)]  # one objective: metrics keep plain names
+    return fit(objectives, data=windows, steps=steps, lr=lr, eval_fn=eval_fn, eval_every=eval_every,
                seed=seed, **fit_kwargs)

@@ -33,8 +33,11 @@ class GPTConfig:
     n_embd: int = 128        # width of the residual stream, C
     dropout: float = 0.0
     bias: bool = False       # biases in the linear layers and layer norms
+    gelu: str = "exact"      # "exact" (erf) or "tanh" (the approximation GPT-2 was trained with)
 
     def __post_init__(self) -> None:
+        if self.gelu not in ("exact", "tanh"):
+            raise ValueError(f"GPTConfig.gelu must be 'exact' or 'tanh'; got {self.gelu!r}.")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig.{name} must be at least 1; got {getattr(self, name)}.")
@@ -105,9 +108,10 @@ class MLP(nn.Module):
         self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
+        self.approximate = "tanh" if config.gelu == "tanh" else "none"
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.proj(F.gelu(self.up(x))))
+        return self.dropout(self.proj(F.gelu(self.up(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):
@@ -159,6 +163,45 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_hf(cls, hf_model: nn.Module) -> GPT:
+        """A GPT with the weights of a Hugging Face ``GPT2LMHeadModel`` (any size, e.g. ``"gpt2"``).
+
+        GPT-2 stores its projections as ``Conv1D`` layers, whose weights are
+        the transpose of an ``nn.Linear``'s; it uses biases everywhere and the
+        tanh approximation of GELU. Nothing is downloaded here: load the model
+        with transformers first (``GPT2LMHeadModel.from_pretrained("gpt2")``).
+        """
+        hf = hf_model.config
+        if getattr(hf, "model_type", None) != "gpt2":
+            raise ValueError(f"from_hf takes a GPT-2 model; got model_type {getattr(hf, 'model_type', None)!r}.")
+        if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh", "gelu"):
+            raise ValueError(f"Unsupported GPT-2 activation {hf.activation_function!r}.")
+        if abs(hf.layer_norm_epsilon - 1e-5) > 1e-12 or not hf.scale_attn_weights:
+            raise ValueError("from_hf supports GPT-2's standard layer norm epsilon (1e-5) and attention scaling.")
+        config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
+                           n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True,
+                           gelu="exact" if hf.activation_function == "gelu" else "tanh")
+        model = cls(config)
+        source = hf_model.state_dict()
+        ours: dict[str, Tensor] = {
+            "token_embedding.weight": source["transformer.wte.weight"],
+            "position_embedding.weight": source["transformer.wpe.weight"],
+            "norm.weight": source["transformer.ln_f.weight"],
+            "norm.bias": source["transformer.ln_f.bias"],
+        }
+        renames = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
+                   "mlp.c_fc": "mlp.up", "mlp.c_proj": "mlp.proj"}
+        for i in range(config.n_layer):
+            for theirs, mine in renames.items():
+                weight = source[f"transformer.h.{i}.{theirs}.weight"]
+                is_conv1d = not theirs.startswith("ln")
+                ours[f"blocks.{i}.{mine}.weight"] = weight.t() if is_conv1d else weight  # Conv1D is (in, out)
+                ours[f"blocks.{i}.{mine}.bias"] = source[f"transformer.h.{i}.{theirs}.bias"]
+        ours["lm_head.weight"] = ours["token_embedding.weight"]  # tied in both
+        model.load_state_dict({k: v.detach().clone() for k, v in ours.items()})
+        return model.eval()
 
     def num_parameters(self, include_position_embedding: bool = False) -> int:
         """Parameter count; tied weights count once. Without the position table by default, as nanoGPT counts."""

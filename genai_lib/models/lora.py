@@ -1,0 +1,114 @@
+"""LoRA (Hu et al., 2021): fine-tune a frozen weight matrix through a low-rank update.
+
+A pretrained linear layer computes ``y = W x + b`` with ``W`` of shape
+``(out, in)``. LoRA keeps ``W`` frozen and learns two small matrices,
+``A`` ``(r, in)`` and ``B`` ``(out, r)``, with ``r`` much smaller than both:
+
+    y = W x + b + (alpha / r) * B A x
+
+``B`` starts at zero, so training starts from exactly the pretrained model.
+Only ``r * (in + out)`` numbers per layer are trained instead of
+``in * out``. After training, ``B A`` can be added into ``W`` (*merge*): the
+model is then as fast as the original, with no extra layer at all.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+DEFAULT_TARGETS = ("attn.qkv", "attn.proj", "mlp.up", "mlp.proj")  # the GPT's projections
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update ``(alpha / r) B A``."""
+
+    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"LoRA rank r must be at least 1; got {r}.")
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=base.weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear initialises its weight
+        self.dropout = nn.Dropout(dropout)
+        self.merged = False
+
+    def delta_weight(self) -> Tensor:
+        """The update LoRA adds to the base weight: ``(alpha / r) B A``, shape ``(out, in)``."""
+        return self.scaling * (self.lora_B @ self.lora_A)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.base(x)
+        if self.merged:  # the update is inside base.weight already
+            return y
+        return y + self.scaling * (self.dropout(x) @ self.lora_A.T @ self.lora_B.T)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Add the update into the base weight, so the layer is one plain matrix product."""
+        if not self.merged:
+            self.base.weight += self.delta_weight()
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Take the update out of the base weight again (to keep training the adapter)."""
+        if self.merged:
+            self.base.weight -= self.delta_weight()
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
+
+
+def inject_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+                targets: Iterable[str] = DEFAULT_TARGETS) -> list[LoRALinear]:
+    """Freeze ``model`` and wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a :class:`LoRALinear`.
+
+    After this only the LoRA matrices are trainable. Returns the new layers.
+    Raises ``ValueError`` if no layer matches (a misspelt target would
+    otherwise train nothing).
+    """
+    targets = tuple(targets)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    matches = [(name, module) for name, module in model.named_modules()
+               if isinstance(module, nn.Linear) and name.endswith(targets)]
+    if not matches:
+        raise ValueError(f"No nn.Linear in the model matches the LoRA targets {targets}.")
+    layers = []
+    for name, module in matches:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        layer = LoRALinear(module, r=r, alpha=alpha, dropout=dropout)
+        setattr(parent, child, layer)
+        layers.append(layer)
+    return layers
+
+
+def lora_layers(model: nn.Module) -> list[LoRALinear]:
+    return [m for m in model.modules() if isinstance(m, LoRALinear)]
+
+
+def merge_lora(model: nn.Module) -> None:
+    """Merge every LoRA layer of ``model`` (see :meth:`LoRALinear.merge`)."""
+    for layer in lora_layers(model):
+        layer.merge()
+
+
+def unmerge_lora(model: nn.Module) -> None:
+    """Undo :func:`merge_lora`."""
+    for layer in lora_layers(model):
+        layer.unmerge()
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts; tied weights count once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
