@@ -19,7 +19,7 @@ choice among that many tokens. Two baselines frame every figure:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -116,3 +116,25 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
     objectives = [Objective("model", model, loss_fn, optimizer)]  # one objective: metrics keep plain names
     return fit(objectives, data=windows, steps=steps, lr=lr, eval_fn=eval_fn, eval_every=eval_every,
                seed=seed, **fit_kwargs)
+
+
+@torch.no_grad()
+def exact_match(model: nn.Module, pairs: list[tuple[str, str]], encode: Callable[[str], list[int]],
+                decode: Callable[[list[int]], str], max_new_tokens: int = 24) -> float:
+    """Share of ``(prompt, response)`` pairs for which greedy decoding writes exactly the response.
+
+    The model continues each prompt greedily; the completion is cut after its
+    first newline (the end of an answer) and compared with ``response``
+    (which ends with a newline too). 1.0 means every answer is right.
+    """
+    from genai_lib.sample import generate
+
+    device = next(model.parameters()).device
+    right = 0
+    for prompt, response in pairs:
+        prompt_ids = torch.tensor(encode(prompt), device=device)
+        out = generate(model, prompt_ids, max_new_tokens, temperature=0)
+        completion = decode(out[len(prompt_ids):].tolist())
+        cut = completion.find("\n")
+        right += (completion[:cut + 1] if cut >= 0 else completion) == response
+    return right / len(pairs)

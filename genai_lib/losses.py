@@ -193,7 +193,9 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     ``logits`` ``(B, T, vocab_size)`` score the token after each position;
     ``targets`` ``(B, T)`` are those tokens (the input shifted left by one).
     This is the negative log-likelihood the model assigns to the text, per
-    token; divide by ln 2 for bits per token.
+    token; divide by ln 2 for bits per token. Targets equal to -100 (a masked
+    prompt, padding: :data:`genai_lib.data.instructions.IGNORE`) are skipped,
+    and the mean is over the other positions.
     """
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
         raise ValueError(f"next_token_loss takes logits (B, T, V) and targets (B, T); "
