@@ -365,3 +365,14 @@ def test_split_train_val_is_contiguous():
     assert torch.equal(train, torch.arange(90)) and torch.equal(val, torch.arange(90, 100))
     with pytest.raises(ValueError):
         data.split_train_val(tokens, val_fraction=1.5)
+
+
+def test_stdlib_source_is_offline_python_in_ascii():
+    from genai_lib.data import load_text
+
+    code = load_text("stdlib")
+    assert code.startswith("# file: __future__.py\n") or code.startswith("# file: _")
+    assert 1_000_000 <= len(code) < 1_400_000
+    assert all(c == "\n" or " " <= c <= "~" for c in code)  # the base model's ASCII vocabulary covers it
+    assert code.count("def ") > 1000 and "# file: this.py" not in code  # about 1,600 on Python 3.11
+    assert load_text("stdlib") == code  # deterministic

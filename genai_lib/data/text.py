@@ -7,6 +7,9 @@ Two corpora:
   450,000 characters, cleaned to plain ASCII. It differs a little between
   Python versions, so compare numbers only on the same Python.
 - ``"tinyshakespeare"``: Karpathy's 1.1 MB of Shakespeare, downloaded on request.
+- ``"stdlib"`` (offline): Python source code, the top-level modules of the
+  standard library of the running Python, cleaned to ASCII; the new domain
+  that chapter 04 adapts a pydoc-trained model to.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import torch
 from genai_lib.data import sources
 from genai_lib.data.download import fetch
 
-TEXT_NAMES = ("pydoc", "tinyshakespeare")
+TEXT_NAMES = ("pydoc", "tinyshakespeare", "stdlib")
+STDLIB_SKIP = {"this.py", "antigravity.py"}  # this.py is ROT13-scrambled prose, not Python
 
 
 def load_text(name: str = "pydoc", download: bool = False) -> str:
@@ -39,6 +43,8 @@ def load_text(name: str = "pydoc", download: bool = False) -> str:
         return _pydoc_text()
     if name == "tinyshakespeare":
         return _tinyshakespeare(download)
+    if name == "stdlib":
+        return stdlib_source()
     raise ValueError(f"Unknown text {name!r}; the known texts are {', '.join(map(repr, TEXT_NAMES))}.")
 
 
@@ -76,6 +82,34 @@ def _pydoc_text() -> str:
     from pydoc_data.topics import topics  # {topic name: help text}
 
     return clean_to_ascii("\n".join(topics[key] for key in sorted(topics)))
+
+
+# ---------------------------------------------------------------- stdlib
+
+
+def stdlib_source(max_chars: int = 1_000_000) -> str:
+    """The source of the standard library's top-level modules, in name order, cleaned to ASCII.
+
+    Each file starts with a ``# file: NAME.py`` line. The text stops at the
+    end of the file that passes ``max_chars``, so it holds whole files.
+    Different Python versions ship different sources: compare figures only
+    on the same Python.
+    """
+    import sysconfig
+    from pathlib import Path
+
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    files = [f for f in sorted(folder.glob("*.py")) if f.name not in STDLIB_SKIP]
+    if not files:
+        raise FileNotFoundError(f"No standard-library sources in {folder}; this Python ships without them.")
+    parts, total = [], 0
+    for f in files:
+        part = f"# file: {f.name}\n" + f.read_text(encoding="utf-8", errors="replace")
+        parts.append(part)
+        total += len(part)
+        if total >= max_chars:
+            break
+    return clean_to_ascii("\n".join(parts))
 
 
 # ---------------------------------------------------------------- tinyshakespeare
