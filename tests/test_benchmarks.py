@@ -37,3 +37,16 @@ def test_gpt_char_benchmark_reports_its_keys(tmp_path):
         assert summary["recipe"] == recipe and summary["iters"] == 12
         assert summary["params"] == 795_904 + (vocab - 65) * 128  # the baby GPT (65 characters: 795,904)
         assert 0 < summary["val_loss_full"] < 6  # 12 steps: barely trained, but a finite loss per character
+
+
+def test_finetune_benchmark_reports_its_keys():
+    summary = last_json_line([str(BENCHMARKS / "finetune.py"), "--steps", "4", "--instruct-steps", "4",
+                              "--instruct-train", "64", "--instruct-val", "8"])
+    assert set(summary["methods"]) == {"scratch", "full", "frozen", "lora"}
+    for figures in summary["methods"].values():
+        assert set(figures) == {"trainable_params", "total_params", "target_val", "source_val", "s_per_step", "peak_mb"}
+    lora = summary["methods"]["lora"]
+    assert lora["trainable_params"] / lora["total_params"] < 0.05  # rank 4 on a 128-wide model: 3.7%
+    # the base already knows English: after 4 steps on code, its pydoc loss is far below a new model's
+    assert summary["methods"]["full"]["source_val"] < summary["methods"]["scratch"]["source_val"] - 1.0
+    assert set(summary["instruct"]) == {"base_em", "full_em", "lora_em"}
