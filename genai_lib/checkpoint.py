@@ -105,19 +105,23 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def _safe_load(path: Path, what: str, advice: str) -> Any:
+    """``torch.load`` with ``weights_only=True`` (no code runs), or a :class:`CheckpointError` that says why not."""
+    if not path.is_file():
+        raise CheckpointError(f"No {what} at {path}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for bad files
+        raise CheckpointError(
+            f"The {what} {path} cannot be read: it is truncated, corrupt, or not a {what} "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). {advice}"
+        ) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file safely, or raise a :class:`CheckpointError` that says why not."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for bad files
-        raise CheckpointError(
-            f"The checkpoint {path} cannot be read: it is truncated, corrupt, or not a "
-            f"checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
-            f"Delete it to start training afresh, or pass another checkpoint_path."
-        ) from None
+    state = _safe_load(path, "checkpoint", "Delete it to start training afresh, or pass another checkpoint_path.")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is a torch file but not a genai_lib training checkpoint "
@@ -179,13 +183,7 @@ def load_model(path: str | Path, model_class: type[nn.Module], config_class: typ
     Rebuild the tokenizer with :func:`genai_lib.data.tokenizer_from_dict`.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No saved model at {path}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"The model file {path} cannot be read: it is truncated, corrupt, or not a "
-                              f"model file ({type(err).__name__}: {str(err).splitlines()[0][:200]}).") from None
+    state = _safe_load(path, "saved model", "Save it again with save_model.")
     if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path} is not a genai_lib model file (expected format {MODEL_FORMAT!r}); "
                               f"a training checkpoint is loaded by fit(..., checkpoint_path=...) instead.")

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from genai_lib.data.text import TokenWindows
 from genai_lib.losses import next_token_loss
+from genai_lib.sample import generate
 from genai_lib.train import History, Objective, fit
 
 
@@ -61,8 +62,7 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
     device = next(model.parameters()).device
     n_windows = (len(tokens) - 1) // block_size
     full = tokens[: n_windows * block_size + 1]
-    inputs = full[:-1].view(n_windows, block_size) if n_windows else full[:0].view(0, block_size)
-    targets = full[1:].view(n_windows, block_size) if n_windows else inputs
+    inputs, targets = full[:-1].view(n_windows, block_size), full[1:].view(n_windows, block_size)
     pieces = [(inputs[i:i + batch_size], targets[i:i + batch_size]) for i in range(0, n_windows, batch_size)]
     rest = len(tokens) - 1 - n_windows * block_size  # a last, shorter window
     if rest:
@@ -127,8 +127,6 @@ def exact_match(model: nn.Module, pairs: list[tuple[str, str]], encode: Callable
     first newline (the end of an answer) and compared with ``response``
     (which ends with a newline too). 1.0 means every answer is right.
     """
-    from genai_lib.sample import generate
-
     device = next(model.parameters()).device
     right = 0
     for prompt, response in pairs:

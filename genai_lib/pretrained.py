@@ -15,7 +15,6 @@ it: the same command on the same machine gives the same file, bit for bit.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genai_lib.config import REPO_DATA_DIR, seed_everything
+from genai_lib.data.download import sha256_file
 from genai_lib.data.text import CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models.gpt import GPT, GPTConfig
@@ -43,14 +43,6 @@ class BaseModelError(RuntimeError):
     """The shipped base model is missing or does not match its recorded checksum."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_base(folder: Path, model: GPT, tokenizer: CharTokenizer, info: dict[str, Any],
               name: str = BASE_NAME) -> Path:
     """Write ``name.safetensors`` and ``name.json`` (config, tokenizer, ``info``, SHA-256) into ``folder``."""
@@ -62,7 +54,7 @@ def save_base(folder: Path, model: GPT, tokenizer: CharTokenizer, info: dict[str
     save_file(weights, str(tmp))
     tmp.replace(weights_path)
     meta = {"config": asdict(model.config), "tokenizer": tokenizer.to_dict(), **info,
-            "weights_file": weights_path.name, "sha256": sha256_of(weights_path)}
+            "weights_file": weights_path.name, "sha256": sha256_file(weights_path)}
     meta_path = folder / f"{name}.json"
     meta_path.with_suffix(".json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
     meta_path.with_suffix(".json.tmp").replace(meta_path)
@@ -85,7 +77,7 @@ def load_base(folder: Path | None = None, name: str = BASE_NAME) -> tuple[GPT, C
     weights_path = folder / meta["weights_file"]
     if not weights_path.is_file():
         raise BaseModelError(f"{meta_path.name} names {weights_path.name}, which is missing. {rebuild}")
-    got = sha256_of(weights_path)
+    got = sha256_file(weights_path)
     if got != meta["sha256"]:
         raise BaseModelError(f"{weights_path} does not match its recorded SHA-256 (expected {meta['sha256']}, "
                              f"got {got}): the file is truncated, corrupt or was changed. Restore it from the "

@@ -27,6 +27,15 @@ class _ChecksumMismatch(Exception):
         self.got = got
 
 
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fetch(urls: list[str] | tuple[str, ...], dest: Path, sha256: str, what: str,
           timeout: float = 60.0) -> Path:
     """Download the file at the first URL that works to ``dest`` and return ``dest``.
