@@ -31,36 +31,19 @@ import multiprocessing as mp
 import resource
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
 from genai_lib import seed_everything
 from genai_lib.data import load_text, split_train_val
 from genai_lib.data.instructions import encode_examples, make_instruction_data, vocabulary_words
+from genai_lib.finetune import METHODS, prepare
 from genai_lib.lm import evaluate_lm, exact_match, train_lm
 from genai_lib.losses import next_token_loss
-from genai_lib.models import GPT
-from genai_lib.models.lora import inject_lora, trainable_parameters
+from genai_lib.models.lora import trainable_parameters
 from genai_lib.pretrained import load_base
 from genai_lib.train import fit
-
-METHODS = ("scratch", "full", "frozen", "lora")
-
-
-def prepare(method: str, lora_r: int) -> GPT:
-    """The model for a method, with requires_grad set on exactly what it trains."""
-    base, _, _ = load_base()
-    if method == "scratch":
-        return GPT(base.config)
-    if method == "frozen":
-        for p in base.parameters():
-            p.requires_grad_(False)
-        for module in (base.blocks[-1], base.norm, base.token_embedding):
-            for p in module.parameters():
-                p.requires_grad_(True)
-    if method == "lora":
-        inject_lora(base, r=lora_r, alpha=2.0 * lora_r)
-    return base.train()
 
 
 def peak_mb(device: torch.device) -> float:
@@ -72,12 +55,12 @@ def peak_mb(device: torch.device) -> float:
 def adapt(method: str, args: argparse.Namespace) -> dict:
     """Run one domain-adaptation method (in its own process) and return its figures."""
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
     device = torch.device(args.device)
-    _, tok, _ = load_base()
+    base, tok, _ = load_base()
     target_train, target_val = split_train_val(torch.tensor(tok.encode(load_text("stdlib"))))
     _, source_val = split_train_val(torch.tensor(tok.encode(load_text("pydoc"))))
-    model = prepare(method, args.lora_r)
+    seed_everything(args.seed)  # after load_base, so that the model's start is the same as in chapter 04
+    model = prepare(base, method, lora_r=args.lora_r, lora_alpha=2.0 * args.lora_r)
     trainable, total = trainable_parameters(model)
     lr = args.lora_lr if method == "lora" else args.lr
     ends: list[float] = []
@@ -97,12 +80,12 @@ def adapt(method: str, args: argparse.Namespace) -> dict:
 def instruct(method: str, args: argparse.Namespace) -> float:
     """Exact match on held-out prompts for the base ("base"), or after full or LoRA instruction tuning."""
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
     base, tok, _ = load_base()
     train, val = make_instruction_data(vocabulary_words(load_text("pydoc")), n_train=args.instruct_train,
                                        n_val=args.instruct_val, seed=args.seed)
     if method != "base":
-        model = prepare(method, args.lora_r)
+        seed_everything(args.seed)
+        model = prepare(base, method, lora_r=args.lora_r, lora_alpha=2.0 * args.lora_r)
         inputs, targets = encode_examples(train, tok.encode, block_size=48, pad_id=tok.encode(" ")[0])
         fit(model, lambda b: next_token_loss(model(b[0]), b[1]), (inputs, targets), steps=args.instruct_steps,
             batch_size=32, lr=args.lora_lr if method == "lora" else args.lr, warmup_steps=args.instruct_steps // 10,
@@ -112,8 +95,9 @@ def instruct(method: str, args: argparse.Namespace) -> float:
 
 
 def in_subprocess(fn, *fn_args):
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, fn_args)
+    """Run ``fn(*fn_args)`` in a fresh process, so that the peak memory measured there is that method's own."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *fn_args).result()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,13 +106,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW rate for scratch, full and frozen")
     parser.add_argument("--lora-lr", type=float, default=5e-3, help="AdamW rate for the LoRA adapters")
-    parser.add_argument("--lora-r", type=int, default=4, help="LoRA rank (4: 3.7%% of the parameters)")
+    parser.add_argument("--lora-r", type=int, default=4, help="LoRA rank (4: 3.9%% of the parameters)")
     parser.add_argument("--instruct-steps", type=int, default=400)
     parser.add_argument("--instruct-train", type=int, default=4000)
     parser.add_argument("--instruct-val", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="domain-adaptation methods to run (a sweep of LoRA settings needs only lora)")
+    parser.add_argument("--instruct-methods", nargs="*", choices=("base", "full", "lora"),
+                        default=["base", "full", "lora"], help="instruction-tuning runs (none: skip them)")
     args = parser.parse_args(argv)
 
     methods = {}
@@ -136,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"(nats per character, held out)")
     print(f"{'method':<9}{'trainable':>11}{'total':>10}{'share':>8}{'target val':>12}{'source val':>12}"
           f"{'s/step':>9}{'peak MB':>9}{'train s':>9}")
-    for method in METHODS:
+    for method in args.methods:
         r = in_subprocess(adapt, method, args)
         methods[method] = r
         print(f"{method:<9}{r['trainable_params']:>11,}{r['total_params']:>10,}"
@@ -145,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"\nInstruction tuning: {args.instruct_steps} steps, exact match on {args.instruct_val} held-out prompts")
     em = {}
-    for method in ("base", "full", "lora"):
+    for method in args.instruct_methods:
         start = time.perf_counter()
         em[f"{method}_em"] = round(in_subprocess(instruct, method, args), 4)
         print(f"{method:<6} exact match {em[f'{method}_em']:.1%} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -46,7 +46,7 @@ def test_finetune_benchmark_reports_its_keys():
     for figures in summary["methods"].values():
         assert set(figures) == {"trainable_params", "total_params", "target_val", "source_val", "s_per_step", "peak_mb"}
     lora = summary["methods"]["lora"]
-    assert lora["trainable_params"] / lora["total_params"] < 0.05  # rank 4 on a 128-wide model: 3.7%
+    assert lora["trainable_params"] / lora["total_params"] < 0.05  # rank 4 on a 128-wide model: 3.9%
     # the base already knows English: after 4 steps on code, its pydoc loss is far below a new model's
     assert summary["methods"]["full"]["source_val"] < summary["methods"]["scratch"]["source_val"] - 1.0
     assert set(summary["instruct"]) == {"base_em", "full_em", "lora_em"}
