@@ -34,7 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--out", type=Path, default=None,
                           help="folder for the files (default: the repository's data/pretrained)")
 
+    badges = commands.add_parser("badges", help="rewrite every chapter's Colab badge and setup cell",
+                                 description="Write the 'Open in Colab' badge and the setup cell of every chapter "
+                                             "from the repository address in genai_lib/colab.py. With --repo "
+                                             "or --ref, first change that address (for a fork or a tag).")
+    badges.add_argument("--repo", help="the GitHub repository, OWNER/NAME")
+    badges.add_argument("--ref", help="the branch or tag the badges point at (default: the current one)")
+
     args = parser.parse_args(argv)
+    if args.command == "badges":
+        return _badges(parser, args)
     if args.command == "run":
         return _run(parser, args)
     if args.command == "pretrain":
@@ -63,6 +72,23 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print(runner.format_table(results))
     print(f"\nExecuted notebooks are in {args.out}")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _badges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from genai_lib import colab, runner
+
+    repo, ref = args.repo or colab.REPOSITORY, args.ref or colab.REF
+    try:
+        colab.check_repository(repo, ref)
+    except ValueError as err:
+        parser.error(f"badges: {err}")
+    if (repo, ref) != (colab.REPOSITORY, colab.REF):
+        colab.set_repository(repo, ref)
+        print(f"genai_lib/colab.py now points at {repo} @ {ref}")
+    for nb in runner.list_chapters():
+        changed = colab.apply_to_notebook(nb, repo, ref)
+        print(f"{'updated ' if changed else 'unchanged'} {nb.name}")
+    return 0
 
 
 def _pretrain(args: argparse.Namespace, argv: list[str] | None) -> int:

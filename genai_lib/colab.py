@@ -1,0 +1,116 @@
+"""Google Colab: the badge and the setup cell that every chapter opens with.
+
+The repository's address lives here, in :data:`REPOSITORY` and :data:`REF`, and
+nowhere else. ``python -m genai_lib badges --repo OWNER/NAME --ref TAG``
+rewrites these two constants, then every chapter's badge and setup cell from
+them, so a fork for a workshop changes one thing.
+
+The setup cell cannot import ``genai_lib`` (in a fresh Colab runtime it is not
+installed yet), so it is plain code, written out by :func:`setup_cell_source`.
+In Colab it clones the repository at ``REF``, installs the package from the
+clone without an editable install (Colab's preinstalled torch satisfies the
+package's ``torch>=2.2`` and is left alone), imports ``genai_lib`` from the
+clone so that the files in its ``data/`` folder are found, turns on widgets,
+and says which accelerator it found. Anywhere else it does nothing.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPOSITORY = "OWNER/NAME"  # the course's GitHub repository; set with `python -m genai_lib badges --repo`
+REF = "main"               # the branch or tag the badges and setup cells point at
+
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)[ \t]*$", re.MULTILINE)
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def check_repository(repo: str, ref: str) -> None:
+    """Raise ``ValueError`` unless ``repo`` looks like ``OWNER/NAME`` and ``ref`` like a branch or tag."""
+    if not _REPO_NAME.match(repo):
+        raise ValueError(f"The repository must look like OWNER/NAME (as on GitHub); got {repo!r}.")
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", ref) or ref.startswith("-"):
+        raise ValueError(f"The ref must be a branch or tag name; got {ref!r}.")
+
+
+def badge_markdown(chapter_file: str, repo: str = REPOSITORY, ref: str = REF) -> str:
+    """The "Open in Colab" badge for ``chapters/<chapter_file>``, as one line of Markdown."""
+    url = f"https://colab.research.google.com/github/{repo}/blob/{ref}/chapters/{chapter_file}"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({url})"
+
+
+def setup_cell_source(repo: str = REPOSITORY, ref: str = REF) -> str:
+    """The source of the setup cell: installs the course in Colab, does nothing elsewhere."""
+    name = repo.split("/")[1]
+    return f'''# Setup. In Google Colab: install the course from its repository (Colab's torch is kept as it is),
+# turn on widgets, and report the GPU. Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    REPOSITORY, REF = "{repo}", "{ref}"   # written by: python -m genai_lib badges
+    folder = "/content/{name}"
+    if not os.path.isdir(folder):
+        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF,
+                        f"https://github.com/{{REPOSITORY}}", folder], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", folder], check=True)  # not -e: see README
+    sys.path.insert(0, folder)            # genai_lib from the clone, beside its data/ folder
+    from google.colab import output
+    output.enable_custom_widget_manager()
+    import torch
+    print(f"GPU: {{torch.cuda.get_device_name(0)}}" if torch.cuda.is_available() else
+          "No GPU in this runtime: Runtime > Change runtime type > a GPU, then run the notebook again.")'''
+
+
+def _with_badge(markdown: str, badge: str) -> str:
+    if _BADGE_LINE.search(markdown):
+        return _BADGE_LINE.sub(lambda _: badge, markdown, count=1)
+    title, _, rest = markdown.partition("\n")
+    rest = rest.lstrip("\n")
+    return f"{title}\n\n{badge}\n\n{rest}" if rest else f"{title}\n\n{badge}"
+
+
+def apply_to_notebook(path: Path, repo: str = REPOSITORY, ref: str = REF) -> bool:
+    """Write the badge (into the first Markdown cell) and the setup cell (before the parameters cell) of one chapter.
+
+    An existing badge and setup cell (a code cell tagged ``setup``) are replaced,
+    so running it twice changes nothing. Outputs of other cells are kept.
+    Returns whether the file changed.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first_md is None:
+        raise ValueError(f"{path.name} has no Markdown cell for the badge.")
+    first_md.source = _with_badge(first_md.source, badge_markdown(path.name, repo, ref))
+
+    source = setup_cell_source(repo, ref)
+    setup = [c for c in nb.cells if c.cell_type == "code" and "setup" in c.metadata.get("tags", [])]
+    if setup:
+        setup[0].source = source
+    else:
+        params = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
+        if params is None:
+            raise ValueError(f"{path.name} has no cell tagged 'parameters' to put the setup cell before.")
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = ["setup"]
+        nb.cells.insert(params, cell)
+    after = nbformat.writes(nb)
+    if after != before:
+        path.write_text(after + ("" if after.endswith("\n") else "\n"))
+    return after != before
+
+
+def set_repository(repo: str, ref: str) -> None:
+    """Rewrite :data:`REPOSITORY` and :data:`REF` in this file (the one place they live)."""
+    check_repository(repo, ref)
+    this = Path(__file__)
+    text = this.read_text()
+    text = re.sub(r'^REPOSITORY = "[^"]*"', f'REPOSITORY = "{repo}"', text, count=1, flags=re.MULTILINE)
+    text = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', text, count=1, flags=re.MULTILINE)
+    this.write_text(text)
