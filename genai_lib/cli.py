@@ -7,6 +7,8 @@ from pathlib import Path
 
 from genai_lib.config import user_cache_dir
 
+FETCHABLE = ("mnist", "fashion", "tinyshakespeare", "gpt2")  # `python -m genai_lib data fetch NAME`
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genai_lib",
@@ -41,7 +43,36 @@ def main(argv: list[str] | None = None) -> int:
     badges.add_argument("--repo", help="the GitHub repository, OWNER/NAME")
     badges.add_argument("--ref", help="the branch or tag the badges point at (default: the current one)")
 
+    student = commands.add_parser("student", help="write the student edition (exercise solutions taken out)",
+                                  description="Copy every chapter with each cell tagged 'solution' replaced by "
+                                              "a stub that raises NotImplementedError with a hint, and all "
+                                              "outputs cleared. The check cells then say 'Not done yet'.")
+    student.add_argument("--out", type=Path, default=Path("student_edition"),
+                         help="folder for the student notebooks (default: %(default)s)")
+
+    doctor = commands.add_parser("doctor", help="check this machine: versions, device, data, run-time estimates",
+                                 description="Check Python, the packages, the device, the data and the cache, "
+                                             "and estimate each chapter's run time here from a short "
+                                             "micro-benchmark. Exits with 1 if something a chapter needs is "
+                                             "missing. Please include its output in a bug report.")
+    doctor.add_argument("--no-benchmark", action="store_true", help="skip the micro-benchmark and the estimates")
+
+    data = commands.add_parser("data", help="download optional datasets and models (the offline workshop kit)",
+                               description="Download the optional datasets (checked against their SHA-256) and "
+                                           "models into the cache, once, on a good connection. Copy the cache "
+                                           "folder to other machines to run the course offline there.")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_commands.add_parser("fetch", help="download NAME..., or --all")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {', '.join(FETCHABLE)}")
+    fetch.add_argument("--all", action="store_true", help="everything optional (GPT-2 is about 550 MB)")
+
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return _data_fetch(parser, args)
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "student":
+        return _student(args)
     if args.command == "badges":
         return _badges(parser, args)
     if args.command == "run":
@@ -72,6 +103,56 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print(runner.format_table(results))
     print(f"\nExecuted notebooks are in {args.out}")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _data_fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.all == bool(args.names):
+        parser.error("data fetch: name one or more datasets, or pass --all (not both)")
+    unknown = [n for n in args.names if n not in FETCHABLE]
+    if unknown:
+        parser.error(f"data fetch: unknown name(s) {', '.join(unknown)}; choose from {', '.join(FETCHABLE)}")
+    failed = []
+    for name in (FETCHABLE if args.all else args.names):
+        try:
+            print(f"{name}: {_fetch(name)}", flush=True)
+        except Exception as err:  # report every failure, then exit non-zero
+            failed.append(name)
+            print(f"{name}: FAILED: {err}", file=sys.stderr)
+    if failed:
+        print(f"Could not fetch {', '.join(failed)}; the messages above say why and what to do.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _fetch(name: str) -> str:
+    from genai_lib.config import download_dir
+
+    if name in ("mnist", "fashion"):
+        from genai_lib.data import load_mnist
+        data = load_mnist(name, download=True)
+        return f"{len(data.train_images):,} + {len(data.val_images):,} images, verified, in {download_dir()}"
+    if name == "tinyshakespeare":
+        from genai_lib.data import load_text
+        return f"{len(load_text(name, download=True)):,} characters, verified, in {download_dir()}"
+    from genai_lib.hub import load_gpt2
+    _, _, info = load_gpt2(name)
+    return f"{info['parameters']:,} parameters, in the Hugging Face cache (~/.cache/huggingface)"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from genai_lib import doctor
+
+    checks, lines = doctor.run(benchmark=not args.no_benchmark)
+    print(doctor.report(checks, lines))
+    return 1 if any(c.required and not c.ok for c in checks) else 0
+
+
+def _student(args: argparse.Namespace) -> int:
+    from genai_lib import runner
+    from genai_lib.student import write_student_edition
+
+    for path, n in write_student_edition(runner.list_chapters(), args.out):
+        print(f"{path}: {n} exercise{'s' if n != 1 else ''} without solutions")
+    return 0
 
 
 def _badges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

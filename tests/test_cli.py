@@ -62,3 +62,18 @@ def test_a_failing_chapter_gives_a_nonzero_exit_and_says_why(tmp_path):
     nbformat.write(nb, source)
     code = cli.main(["run", str(source), "--out", str(tmp_path / "out")])
     assert code == 1
+
+
+def test_data_fetch_refuses_unknown_names_and_reports_failures(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["data", "fetch", "imagenet"])
+    assert exit_info.value.code == 2 and "choose from mnist, fashion, tinyshakespeare, gpt2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["data", "fetch"])  # neither names nor --all
+
+    def offline(name):
+        raise OSError(f"no network for {name}; copy the cache folder from a machine that has it")
+    monkeypatch.setattr(cli, "_fetch", offline)
+    assert cli.main(["data", "fetch", "mnist", "tinyshakespeare"]) == 1
+    err = capsys.readouterr().err
+    assert "mnist: FAILED: no network for mnist" in err and "tinyshakespeare: FAILED" in err

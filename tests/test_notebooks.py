@@ -37,3 +37,15 @@ def test_committed_notebooks_are_executed_in_order_and_small(path):
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code" and c.execution_count is not None]
     assert counts == sorted(counts), f"{path.name}: cells were executed out of order"
     assert path.stat().st_size < 2 * 1024 * 1024, f"{path.name} is over 2 MB; shrink its figures"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_check_cells_pass_with_the_solutions(path):
+    """The teacher edition: the check cell after each solution printed its "Correct:" line."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        if "solution" in cell.metadata.get("tags", []):
+            check = code[i + 1]
+            text = "".join(o.get("text", "") for o in check.get("outputs", []) if o.output_type == "stream")
+            assert "Correct:" in text, f"{path.name}: the check after a solution did not pass:\n{check.source}"
