@@ -143,7 +143,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     checks, lines = doctor.run(benchmark=not args.no_benchmark)
     print(doctor.report(checks, lines))
-    return 1 if any(c.required and not c.ok for c in checks) else 0
+    return 1 if doctor.failures(checks) else 0
 
 
 def _student(args: argparse.Namespace) -> int:

@@ -174,6 +174,11 @@ def estimates(step_s: float) -> list[str]:
         f"default ~{sum(d for _, d in REFERENCE_MINUTES.values()) * scale:5.1f} min"]
 
 
+def failures(checks: list[Check]) -> list[str]:
+    """The names of the required checks that failed: the machine is ready when this is empty."""
+    return [c.name for c in checks if c.required and not c.ok]
+
+
 def run(benchmark: bool = True) -> tuple[list[Check], list[str]]:
     checks = check_python() + check_packages() + check_device() + check_data()
     lines = []
@@ -193,6 +198,6 @@ def report(checks: list[Check], lines: list[str]) -> str:
             out.append(section)
         out.append(c.line())
     out.extend(lines)
-    failed = [c.name for c in checks if c.required and not c.ok]
+    failed = failures(checks)
     out.append(f"\nNOT READY: fix {', '.join(failed)}" if failed else "\nReady: everything the chapters need is here.")
     return "\n".join(out)

@@ -119,20 +119,21 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
 
 
 @torch.no_grad()
+def answer(model: nn.Module, prompt: str, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str],
+           max_new_tokens: int = 24) -> str:
+    """The model's greedy continuation of ``prompt``, up to and including its first newline (the end of an answer)."""
+    device = next(model.parameters()).device
+    prompt_ids = torch.tensor(encode(prompt), device=device)
+    completion = decode(generate(model, prompt_ids, max_new_tokens, temperature=0)[len(prompt_ids):].tolist())
+    cut = completion.find("\n")
+    return completion[:cut + 1] if cut >= 0 else completion
+
+
 def exact_match(model: nn.Module, pairs: list[tuple[str, str]], encode: Callable[[str], list[int]],
                 decode: Callable[[list[int]], str], max_new_tokens: int = 24) -> float:
-    """Share of ``(prompt, response)`` pairs for which greedy decoding writes exactly the response.
+    """Share of ``(prompt, response)`` pairs for which :func:`answer` is exactly the response.
 
-    The model continues each prompt greedily; the completion is cut after its
-    first newline (the end of an answer) and compared with ``response``
-    (which ends with a newline too). 1.0 means every answer is right.
+    Responses end with a newline, as answers do. 1.0 means every answer is right.
     """
-    device = next(model.parameters()).device
-    right = 0
-    for prompt, response in pairs:
-        prompt_ids = torch.tensor(encode(prompt), device=device)
-        out = generate(model, prompt_ids, max_new_tokens, temperature=0)
-        completion = decode(out[len(prompt_ids):].tolist())
-        cut = completion.find("\n")
-        right += (completion[:cut + 1] if cut >= 0 else completion) == response
+    right = sum(answer(model, prompt, encode, decode, max_new_tokens) == response for prompt, response in pairs)
     return right / len(pairs)

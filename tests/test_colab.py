@@ -4,15 +4,14 @@ import shutil
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from genai_lib import colab
+from genai_lib import colab, runner
 from genai_lib.cli import main as cli_main
 
-CHAPTERS = sorted((Path(__file__).resolve().parent.parent / "chapters").glob("[0-9]*.ipynb"))
+CHAPTERS = runner.list_chapters()
 
 
 def run_setup_cell(monkeypatch, source, in_colab):

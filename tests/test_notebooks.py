@@ -1,10 +1,10 @@
 """Hygiene of the committed chapter notebooks (executing them is nbval's job)."""
-from pathlib import Path
 
 import nbformat
 import pytest
+from genai_lib import runner
 
-CHAPTERS = sorted((Path(__file__).resolve().parent.parent / "chapters").glob("[0-9]*.ipynb"))
+CHAPTERS = runner.list_chapters()
 
 
 def test_there_are_chapters():

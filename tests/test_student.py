@@ -1,13 +1,13 @@
 """The student edition: solutions stubbed out, outputs cleared, and every check cell failing with its hint."""
 import ast
-from pathlib import Path
 
 import nbformat
 import pytest
 
+from genai_lib import runner
 from genai_lib.student import stub_solution, student_notebook, write_student_edition
 
-CHAPTERS = sorted((Path(__file__).resolve().parent.parent / "chapters").glob("[0-9]*.ipynb"))
+CHAPTERS = runner.list_chapters()
 
 
 def test_stub_keeps_signature_docstring_and_imports_and_drops_the_body():
