@@ -215,3 +215,34 @@ def sampling_explorer(complete: Callable[[float, float, int], str], prompt: str 
                         output])
     box.temperature, box.top_p, box.button, box.output = temperature, top_p, button, output
     return box
+
+
+def trajectory_explorer(frames: Tensor, timesteps: list[int] | None = None, nrow: int = 8, scale: int = 4,
+                        title: str = "Slide through the denoising: from pure noise to digits") -> widgets.VBox:
+    """A slider over the frames of a sampling trajectory, and the grid of images at that frame.
+
+    ``frames (K, N, C, H, W)`` in [0, 1]: frame 0 is the starting noise, frame
+    K - 1 the finished samples (a sampler's trajectory, mapped to [0, 1]).
+    ``timesteps``: the diffusion step each frame sits at, shown beside the
+    slider (K values); by default the frame's index.
+    """
+    if not isinstance(frames, Tensor) or frames.dim() != 5:
+        shape = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+        raise ValueError(f"frames must be a tensor (K, N, C, H, W): K frames of N images; got {shape}.")
+    if timesteps is not None and len(timesteps) != len(frames):
+        raise ValueError(f"timesteps must give one step per frame ({len(frames)}); got {len(timesteps)}.")
+    pngs = [image_grid_to_png(frame, nrow=nrow, scale=scale) for frame in frames]  # drawn once, shown instantly
+    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="frame", continuous_update=True)
+    label = widgets.Label()
+    image = widgets.Image(value=pngs[0], format="png")
+
+    def redraw(*_: object) -> None:
+        k = slider.value
+        image.value = pngs[k]
+        label.value = f"t = {timesteps[k]}" if timesteps is not None else f"frame {k} of {len(frames) - 1}"
+
+    slider.observe(redraw, names="value")
+    redraw()
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, label]), image])
+    box.sliders, box.image, box.label = [slider], image, label
+    return box

@@ -50,3 +50,14 @@ def test_finetune_benchmark_reports_its_keys():
     # the base already knows English: after 4 steps on code, its pydoc loss is far below a new model's
     assert summary["methods"]["full"]["source_val"] < summary["methods"]["scratch"]["source_val"] - 1.0
     assert set(summary["instruct"]) == {"base_em", "full_em", "lora_em"}
+
+
+def test_diffusion_benchmark_reports_its_keys():
+    summary = last_json_line([str(BENCHMARKS / "diffusion.py"), "--steps", "10", "--gan-steps", "10",
+                              "--vae-epochs", "1", "--timesteps", "50", "--sweep", "1", "--guidance", "2"])
+    assert set(summary) == {"fd_floor", "dcgan_fd", "samplers", "guidance", "cond_acc", "train_s"}
+    assert set(summary["samplers"]) == {"ddpm", "ddim50", "ddim20"}
+    for sampler in summary["samplers"].values():
+        assert set(sampler) == {"fd", "coverage", "s_per_100"}
+        assert sampler["fd"] > 0 and 1 <= sampler["coverage"] <= 10 and sampler["s_per_100"] > 0
+    assert summary["guidance"] == 2.0 and 0 <= summary["cond_acc"] <= 1

@@ -176,3 +176,25 @@ def test_sampling_explorer_regenerates_with_the_slider_settings_and_a_kept_seed(
     assert calls[-1] == (0.5, 0.9, 0)  # same seed while the sliders move
     box.button.click()
     assert calls[-1] == (0.5, 0.9, 1) and "seed=1" in box.output.value
+
+
+def test_trajectory_explorer_shows_the_frame_the_slider_points_at():
+    from genai_lib.widgets import image_grid_to_png, trajectory_explorer
+
+    frames = torch.stack([torch.full((4, 1, 8, 8), v) for v in (0.0, 0.5, 1.0)])   # (K=3, N=4, 1, 8, 8)
+    box = trajectory_explorer(frames, timesteps=[999, 500, -1], nrow=2)
+    assert box.image.value == image_grid_to_png(frames[0], nrow=2) and box.label.value == "t = 999"
+    box.sliders[0].value = 2
+    assert box.image.value == image_grid_to_png(frames[2], nrow=2) and box.label.value == "t = -1"
+    assert box.image.value != image_grid_to_png(frames[0], nrow=2)
+
+
+@pytest.mark.parametrize("frames, timesteps, message", [
+    (torch.zeros(3, 1, 8, 8), None, "frames must be a tensor"),
+    (torch.zeros(3, 4, 1, 8, 8), [1, 2], "one step per frame"),
+])
+def test_trajectory_explorer_refuses_bad_input(frames, timesteps, message):
+    from genai_lib.widgets import trajectory_explorer
+
+    with pytest.raises(ValueError, match=message):
+        trajectory_explorer(frames, timesteps)
