@@ -11,7 +11,10 @@ one after the other on the same batch. For each objective, every step does:
 Around that, :func:`fit` adds what real training needs: device placement,
 mixed precision, a warmup + cosine learning-rate schedule, a progress bar,
 a history of metrics, periodic evaluation, divergence detection, and
-checkpoints that resume exactly where they stopped.
+checkpoints that resume exactly where they stopped. To scale up, the same
+call takes gradient accumulation (``accumulate=k``), ``torch.compile``
+(``compile=True``), and runs unchanged under ``torchrun`` as N data-parallel
+processes (:mod:`genai_lib.distributed`).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from tqdm.std import tqdm as tqdm_text
 
 from genai_lib import checkpoint as ckpt
 from genai_lib import config
+from genai_lib import distributed
 from genai_lib.config import get_device
 
 Batch = Any  # a tensor, or a tuple/list/dict of tensors
@@ -187,37 +191,50 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 class EpochBatches:
-    """Shuffled mini-batches from in-memory tensors, as a function of the step.
+    """Shuffled mini-batches from in-memory tensors, as a function of the batch index.
 
     Epoch ``e`` uses a permutation seeded by ``(seed, e)``, so the batch at any
     step can be recomputed: that is what lets a resumed run see exactly the
     batches the uninterrupted run would have seen. The last incomplete batch of
     an epoch is dropped, so every batch has ``batch_size`` rows.
+
+    With ``parts=k``, each optimizer step's batch of ``k * batch_size`` rows is
+    cut into k parts of ``batch_size`` (micro-batches, or the shares of the
+    ranks), and index ``step * k + j`` gives part j of that step. The k parts
+    together are exactly the rows one batch of ``k * batch_size`` would hold.
     """
 
-    def __init__(self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0):
+    def __init__(self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0, parts: int = 1):
         self.single = isinstance(tensors, Tensor)
         self.tensors = [tensors] if self.single else list(tensors)
         n = len(self.tensors[0])
         if any(len(t) != n for t in self.tensors):
             raise ValueError(f"All data tensors need the same length; got {[len(t) for t in self.tensors]}.")
-        if n < batch_size:
-            raise ValueError(f"batch_size={batch_size} is larger than the dataset ({n} rows).")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.per_epoch = n // batch_size
+        if n < batch_size * parts:
+            whole = f"batch_size={batch_size}" if parts == 1 else \
+                f"One step's batch ({parts} parts of batch_size={batch_size})"
+            raise ValueError(f"{whole} is larger than the dataset ({n} rows).")
+        self.n, self.batch_size, self.seed, self.parts = n, batch_size, seed, parts
+        self.per_epoch = n // (batch_size * parts)  # optimizer steps per epoch
         self._epoch, self._perm = -1, None
+
+    def with_parts(self, parts: int) -> "EpochBatches":
+        """The same batches, each step's drawn ``parts`` times larger and handed out in parts (see :func:`fit`)."""
+        return EpochBatches(self.tensors[0] if self.single else self.tensors, self.batch_size, self.seed, parts)
 
     def to(self, device: torch.device) -> "EpochBatches":
         self.tensors = [t.to(device) for t in self.tensors]
         return self
 
-    def __call__(self, step: int) -> Batch:
+    def __call__(self, index: int) -> Batch:
+        step, part = divmod(index, self.parts)
         epoch, i = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(self.n, generator=g).to(self.tensors[0].device)
             self._epoch = epoch
-        idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        first = (i * self.parts + part) * self.batch_size
+        idx = self._perm[first:first + self.batch_size]
         rows = [t[idx] for t in self.tensors]
         return rows[0] if self.single else tuple(rows)
 
@@ -253,6 +270,8 @@ def fit(
     seed: int = 0,
     progress: bool | str = True,
     desc: str = "training",
+    accumulate: int = 1,
+    compile: bool | str | Callable = False,
 ) -> History:
     """Train for ``steps`` optimizer steps and return the :class:`History`.
 
@@ -260,8 +279,29 @@ def fit(
     ``fit([Objective("disc", D, d_loss), Objective("gen", G, g_loss)], data=..., steps=...)``.
 
     ``data`` is a tensor or a tuple of tensors held in memory (shuffled into
-    batches of ``batch_size`` each epoch), or a function ``step -> batch``.
+    batches of ``batch_size`` each epoch), or a function ``index -> batch``.
     Each batch is moved to ``device`` and passed to the loss functions.
+
+    Scaling up, the same call:
+
+    - ``accumulate=k`` adds up the gradients of k micro-batches before each
+      optimizer step: the update of a batch k times larger, in the memory of one.
+    - Under ``torchrun --nproc_per_node=N``, each of the N processes wraps the
+      models in DistributedDataParallel and trains on its own share of every
+      step (gloo on CPUs, NCCL on GPUs). ``batch_size`` is per process and per
+      micro-batch: one step sees ``batch_size * accumulate * N`` examples.
+      Only rank 0 shows progress and writes checkpoints; logged metrics and
+      ``eval_fn`` results are means over the ranks.
+    - Either way, the micro-batches of one step are parts of what one process
+      would draw with a batch ``accumulate * N`` times larger, so the updates
+      match. A function ``data`` is called with the micro-batch's index,
+      ``(step * N + rank) * accumulate + j`` (the step itself in one process
+      without accumulation); an object with a ``with_parts(k)`` method, such
+      as :class:`~genai_lib.data.TokenWindows`, is asked to cut each step's
+      batch into k = ``accumulate * N`` parts.
+    - ``compile=True`` runs the models through ``torch.compile`` (a backend
+      name such as ``"aot_eager"`` picks that backend). If compiling fails,
+      a warning says why and training continues without it.
 
     ``eval_fn()`` is called every ``eval_every`` steps and at the end, with the
     models in eval mode and gradients off; it returns ``{name: value}``.
@@ -284,11 +324,15 @@ def fit(
     """
     objectives = _as_objectives(model, loss_fn)
     device = get_device(str(device)) if device is not None else get_device()
+    process = distributed.init(device)  # rank 0 of 1, unless torchrun started several processes
+    device = distributed.device_for(device, process)
     precision = choose_precision(precision, device)
     if data is None:
-        raise ValueError("fit() needs data: a tensor, a tuple of tensors, or a function step -> batch.")
+        raise ValueError("fit() needs data: a tensor, a tuple of tensors, or a function index -> batch.")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
+    if accumulate < 1:
+        raise ValueError(f"accumulate must be at least 1 (micro-batches per optimizer step), got {accumulate}.")
 
     modules: dict[str, nn.Module] = {o.name: o.model for o in objectives}
     modules.update(extra_modules or {})
@@ -303,7 +347,17 @@ def fit(
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule_for(o.every))
                   for o, opt in zip(objectives, optimizers)]
     scalers = [torch.amp.GradScaler(device.type, enabled=precision == "fp16") for _ in objectives]
-    get_batch = data if callable(data) and not isinstance(data, Tensor) else EpochBatches(data, batch_size, seed).to(device)
+    # One optimizer step takes `parts` micro-batches: `accumulate` on each of the ranks.
+    parts = accumulate * process.world_size
+    if hasattr(data, "with_parts"):  # it can cut each step's batch into parts itself (TokenWindows)
+        get_batch = data.with_parts(parts)
+    elif callable(data) and not isinstance(data, Tensor):
+        get_batch = data
+    else:
+        get_batch = EpochBatches(data, batch_size, seed, parts=parts).to(device)
+    def micro_batches(step: int) -> list[Batch]:
+        first = (step * process.world_size + process.rank) * accumulate
+        return [to_device(get_batch(first + j), device) for j in range(accumulate)]
 
     history, start = History(), 0
     window: dict[str, Tensor] = {}  # metric sums since the last log, and how many steps they hold
@@ -311,35 +365,55 @@ def fit(
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         state = ckpt.read_checkpoint(checkpoint_path)
         ckpt.check_models_match(checkpoint_path, state, modules)
-        start = _restore(state, modules, objectives, optimizers, schedulers, scalers, history)
+        start = _restore(state, modules, objectives, optimizers, schedulers, scalers, history, process)
         window.update(state["window"]["sums"])
         window_count.update(state["window"]["counts"])
         if state.get("total_steps") != steps:
             warnings.warn(f"Resuming a run planned for {state.get('total_steps')} steps with steps={steps}: "
                           f"the learning-rate schedule changes from here on.", stacklevel=2)
-        print(f"Resumed from {checkpoint_path} at step {start}.")
+        if process.is_main:
+            print(f"Resumed from {checkpoint_path} at step {start}.")
+
+    # What each objective's loss function calls: the model itself, or the model
+    # wrapped by DDP and torch.compile, which the loss functions reach through
+    # distributed.RoutedCalls.
+    plain = [o.model for o in objectives]
+    routes = [distributed.RoutedCalls(m, _wrap(m, device, process, compile)) for m in plain]
 
     def save(step: int) -> None:
-        if checkpoint_path is not None:
-            state = _state(step, steps, modules, objectives, optimizers, schedulers, scalers, history)
-            state["window"] = {"sums": dict(window), "counts": dict(window_count)}
+        if checkpoint_path is None:
+            return
+        # every rank takes part (its random state, its metric sums); rank 0 writes the file
+        state = _state(step, steps, modules, objectives, optimizers, schedulers, scalers, history)
+        state["rng_per_rank"] = distributed.gather_objects(state["rng"])
+        state["window"] = {"sums": _mean_over_ranks(window, device), "counts": dict(window_count)}
+        if process.is_main:
             ckpt.atomic_save(state, checkpoint_path)
+        distributed.barrier()  # nobody reads the checkpoint before it is written
 
     end = min(steps, stop_after) if stop_after is not None else steps
     multi = len(objectives) > 1
     for m in modules.values():
         m.train()
-    bar = _progress_bar(progress, total=end, initial=start, desc=desc, disable=start >= end)
+    bar = _progress_bar(progress, total=end, initial=start, desc=desc,
+                        disable=start >= end or not process.is_main)
     step = start
     mid_step = False  # True while models may be half-updated (one objective stepped, not the next)
     try:
         while step < end:
             mid_step = True
-            batch = to_device(get_batch(step), device)
-            for obj, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
+            batches = micro_batches(step)
+            for i, (obj, opt, sched, scaler) in enumerate(zip(objectives, optimizers, schedulers, scalers)):
                 if (step + 1) % obj.every:  # every k-th step, after the first k - 1 of the others
                     continue
-                metrics = _train_step(obj, opt, scaler, batch, device, precision, grad_clip)
+                try:
+                    metrics = _train_step(obj, routes[i], opt, scaler, batches, device, precision, grad_clip)
+                except Exception as err:
+                    if not compile or step != start:
+                        raise
+                    _warn_compile_failed(err, device)
+                    routes[i] = distributed.RoutedCalls(plain[i], _wrap(plain[i], device, process, compile=False))
+                    metrics = _train_step(obj, routes[i], opt, scaler, batches, device, precision, grad_clip)
                 metrics["lr"] = torch.tensor(opt.param_groups[0]["lr"])
                 sched.step()
                 for k, v in metrics.items():
@@ -351,23 +425,25 @@ def fit(
             for cb in callbacks:
                 cb(step)
             if step % log_every == 0 or step == steps:
-                means = {k: window[k].item() / window_count[k] for k in window}
+                sums = _mean_over_ranks(window, device)
+                means = {k: sums[k].item() / window_count[k] for k in sums}
                 window.clear(), window_count.clear()
                 _check_finite(means, step, checkpoint_path)
                 history.log(step, "train", means)
                 loss_keys = [k for k in means if k.endswith("loss")]
                 bar.set_postfix({k: f"{means[k]:.4g}" for k in loss_keys[:3]}, refresh=False)
             if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
-                history.log(step, "val", _evaluate(eval_fn, modules))
+                history.log(step, "val", _evaluate(eval_fn, modules, device))
             if checkpoint_every and step % checkpoint_every == 0:
                 save(step)
             bar.update(1)
     except KeyboardInterrupt:
         bar.close()
-        if checkpoint_path is not None and not mid_step:
+        if checkpoint_path is not None and not mid_step and not process.distributed:
             save(step)
             print(f"Interrupted after step {step}; saved {checkpoint_path}. Run the same cell to resume.")
-        elif checkpoint_path is not None:
+        elif checkpoint_path is not None and process.is_main:
+            # (with several processes, saving would wait for ranks that may be gone)
             print(f"Interrupted during step {step + 1}; kept the last periodic checkpoint in {checkpoint_path}.")
         raise
     bar.close()
@@ -375,6 +451,47 @@ def fit(
     for m in modules.values():
         m.eval()
     return history
+
+
+def _wrap(model: nn.Module, device: torch.device, process: distributed.Process,
+          compile: bool | str | Callable) -> nn.Module:
+    """The model as a training step should call it: compiled and/or wrapped in DDP, or itself."""
+    wrapped = model
+    if process.distributed and any(p.requires_grad for p in model.parameters()):
+        wrapped = distributed.wrap(model, device)
+    if compile:
+        backend = "inductor" if compile is True else compile  # or another backend, by name or function
+        wrapped = torch.compile(wrapped, backend=backend)  # compiles lazily, at the first call
+    return wrapped
+
+
+def _find_ddp(wrapper: nn.Module) -> nn.parallel.DistributedDataParallel | None:
+    """The DDP object inside a (possibly compiled) wrapper, or None."""
+    inner = getattr(wrapper, "_orig_mod", wrapper)  # torch.compile's wrapper keeps the original
+    return inner if isinstance(inner, nn.parallel.DistributedDataParallel) else None
+
+
+def _warn_compile_failed(err: Exception, device: torch.device) -> None:
+    root = err
+    while getattr(root, "inner_exception", None) or root.__cause__:  # the backend's own error, wrapped
+        root = getattr(root, "inner_exception", None) or root.__cause__
+    reason = f"{type(root).__name__}: {(str(root).strip().splitlines() or [''])[0][:300]}"
+    if root is not err:
+        reason = f"{type(err).__name__}, because {reason}"
+    hint = (" On a CPU, torch.compile's default backend (Inductor) writes C++ and needs a C++ compiler "
+            "(g++ or clang on Linux and macOS, the MSVC build tools on Windows)." if device.type == "cpu" else "")
+    warnings.warn(f"torch.compile failed on the first step ({reason}). "
+                  f"Training continues without it: the same results, only slower.{hint} "
+                  f"Pass compile=False to skip the attempt.", stacklevel=3)
+
+
+def _mean_over_ranks(sums: dict[str, Tensor | float], device: torch.device) -> dict[str, Tensor]:
+    """Metric sums averaged over the ranks (the sums themselves in a single process)."""
+    keys = sorted(sums)  # the same order on every rank
+    if not keys:
+        return {}
+    stacked = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).to(device) for k in keys])
+    return dict(zip(keys, distributed.mean_over_ranks(stacked).cpu()))
 
 
 def _progress_bar(progress: bool | str, **kwargs: Any):
@@ -406,23 +523,39 @@ def _as_objectives(model: nn.Module | Sequence[Objective], loss_fn: LossFn | Non
     return objectives
 
 
-def _train_step(obj: Objective, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                batch: Batch, device: torch.device, precision: str,
+def _train_step(obj: Objective, route: distributed.RoutedCalls, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                batches: list[Batch], device: torch.device, precision: str,
                 grad_clip: float | None) -> dict[str, Tensor]:
-    """One optimizer update of one objective. Returns its metrics (as tensors, not yet synced)."""
+    """One optimizer update of one objective, from the gradients of its micro-batches.
+
+    Each micro-batch's loss is divided by their number k before backward, so
+    the summed gradients are those of the mean loss over all k micro-batches:
+    the gradient of one batch k times larger. Under DDP, ranks average their
+    gradients only in the last backward (``no_sync`` before it), once per step.
+    Returns the metrics averaged over the micro-batches (tensors, not yet synced).
+    """
     opt.zero_grad(set_to_none=True)
-    with autocast(device, precision):
-        out = obj.loss_fn(batch)
-    if isinstance(out, Tensor):
-        out = {"loss": out}
-    if "loss" not in out:
-        raise ValueError(f"The loss function of '{obj.name}' returned a dict without a 'loss' entry: {list(out)}.")
-    loss = out["loss"]
-    if loss.dim() != 0:
-        raise ValueError(f"The loss of '{obj.name}' must be a scalar; it has shape {tuple(loss.shape)}. "
-                         f"Did you forget a .mean()?")
-    scaler.scale(loss).backward()
-    metrics = {k: v.detach() for k, v in out.items()}
+    sums: dict[str, Tensor] = {}
+    for j, batch in enumerate(batches):
+        last = j == len(batches) - 1
+        ddp = _find_ddp(route.wrapper)
+        sync = nullcontext() if last or ddp is None else ddp.no_sync()
+        with sync:
+            with route, autocast(device, precision):
+                out = obj.loss_fn(batch)
+            if isinstance(out, Tensor):
+                out = {"loss": out}
+            if "loss" not in out:
+                raise ValueError(f"The loss function of '{obj.name}' returned a dict without a 'loss' entry: "
+                                 f"{list(out)}.")
+            loss = out["loss"]
+            if loss.dim() != 0:
+                raise ValueError(f"The loss of '{obj.name}' must be a scalar; it has shape {tuple(loss.shape)}. "
+                                 f"Did you forget a .mean()?")
+            scaler.scale(loss / len(batches)).backward()
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + v.detach().float()
+    metrics = {k: v / len(batches) for k, v in sums.items()}
     if grad_clip is not None:
         scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
         params = [p for g in opt.param_groups for p in g["params"]]
@@ -451,15 +584,18 @@ def _check_finite(means: dict[str, float], step: int, checkpoint_path: str | Pat
 
 
 @torch.no_grad()
-def _evaluate(eval_fn: Callable[[], dict[str, float]], modules: dict[str, nn.Module]) -> dict[str, float]:
+def _evaluate(eval_fn: Callable[[], dict[str, float]], modules: dict[str, nn.Module],
+              device: torch.device) -> dict[str, float]:
+    """``eval_fn()`` with the models in eval mode; under torchrun, each value is the mean over the ranks."""
     modes = {name: m.training for name, m in modules.items()}
     for m in modules.values():
         m.eval()
     try:
-        return {k: float(v) for k, v in eval_fn().items()}
+        results = {k: float(v) for k, v in eval_fn().items()}
     finally:
         for name, m in modules.items():
             m.train(modes[name])
+    return {k: float(v) for k, v in _mean_over_ranks(results, device).items()}
 
 
 def _state(step: int, total_steps: int, modules: dict[str, nn.Module], objectives: list[Objective],
@@ -479,7 +615,8 @@ def _state(step: int, total_steps: int, modules: dict[str, nn.Module], objective
 
 
 def _restore(state: dict[str, Any], modules: dict[str, nn.Module], objectives: list[Objective],
-             optimizers: list, schedulers: list, scalers: list, history: History) -> int:
+             optimizers: list, schedulers: list, scalers: list, history: History,
+             process: distributed.Process) -> int:
     for name, m in modules.items():
         m.load_state_dict(state["models"][name])
     for o, opt, sched, scaler in zip(objectives, optimizers, schedulers, scalers):
@@ -495,6 +632,8 @@ def _restore(state: dict[str, Any], modules: dict[str, nn.Module], objectives: l
         sched.load_state_dict(state["schedulers"][o.name])
         if state["scalers"][o.name]:
             scaler.load_state_dict(state["scalers"][o.name])
-    ckpt.set_rng_state(state["rng"])
+    # each rank continues its own random stream when the world has the same size as when saved
+    per_rank = state.get("rng_per_rank") or [state["rng"]]
+    ckpt.set_rng_state(per_rank[process.rank] if len(per_rank) == process.world_size else state["rng"])
     history.rows[:] = state["history"]
     return int(state["step"])

@@ -1,0 +1,179 @@
+"""Train chapter 03's character-level GPT from the command line, on one process or many.
+
+One process (laptop, one GPU)::
+
+    python -m genai_lib.train_gpt --steps 1500 --checkpoint runs/gpt.pt
+
+Two data-parallel processes on this machine's CPUs (gloo), or one per GPU (NCCL)::
+
+    torchrun --standalone --nproc_per_node=2 -m genai_lib.train_gpt --steps 1500 --checkpoint runs/gpt.pt
+
+Run the same command again and it resumes from the checkpoint. The defaults
+are chapter 03's GPT (4 layers, 4 heads, 128 dimensions, 64-character
+context, batch 32, learning rate 3e-3) on the bundled ``pydoc`` corpus;
+chapter 06 imports :class:`GPTRun` to train the same model in the notebook.
+``--batch-size`` is per process and per micro-batch, as in :func:`~genai_lib.train.fit`:
+one step sees ``batch_size * accumulate * processes`` windows.
+
+Rank 0 prints the progress and, with ``--log-file FILE``, writes one JSON object a
+line: the settings, each logged step, and a summary (held-out bits per
+character, tokens per second).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from genai_lib import distributed
+from genai_lib.config import get_device, seed_everything
+from genai_lib.checkpoint import save_model
+from genai_lib.data import CharTokenizer, load_text, split_train_val
+from genai_lib.lm import bits, evaluate_lm, train_lm
+from genai_lib.models import GPT, GPTConfig
+
+
+@dataclass
+class GPTRun:
+    """Everything that defines a run. The defaults are chapter 03's GPT."""
+
+    corpus: str = "pydoc"
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    batch_size: int = 32        # per process and per micro-batch
+    accumulate: int = 1         # micro-batches per optimizer step
+    steps: int = 1500
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    precision: str = "auto"     # "auto", "fp32", "bf16" or "fp16"
+    compile: bool = False
+    device: str | None = None   # None: the best available
+    seed: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 100
+    stop_after: int | None = None
+    log_file: str | None = None  # a JSON-lines file, written by rank 0
+    save: str | None = None     # the trained model, for genai_lib.checkpoint.load_model
+    log_every: int = 10
+    eval_every: int = 0         # 0: evaluate at the end only
+    progress: bool | str = True
+
+
+def run(settings: GPTRun) -> dict[str, Any]:
+    """Train the GPT ``settings`` describe (resuming from its checkpoint, if any) and return a summary.
+
+    Under torchrun every process calls this; each returns the same summary.
+    """
+    device = get_device(settings.device)
+    process = distributed.init(device)
+    if settings.corpus != "pydoc" and not process.is_main:
+        distributed.barrier()  # rank 0 downloads, once, while the others wait
+    text = load_text(settings.corpus, download=settings.corpus != "pydoc")
+    if settings.corpus != "pydoc" and process.is_main:
+        distributed.barrier()
+    tokenizer = CharTokenizer.from_text(text)
+    train_tokens, val_tokens = split_train_val(torch.tensor(tokenizer.encode(text)), val_fraction=0.1)
+
+    seed_everything(settings.seed + process.rank)  # DDP copies rank 0's initial weights to every rank
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=settings.block_size, n_layer=settings.n_layer,
+                       n_head=settings.n_head, n_embd=settings.n_embd, dropout=settings.dropout)
+    model = GPT(config)
+    log = _Log(settings.log_file if process.is_main else None)
+    log.write({"kind": "settings", **dataclasses.asdict(settings), "world_size": process.world_size,
+               "vocab_size": tokenizer.vocab_size, "train_tokens": len(train_tokens)})
+
+    step_ends: list[float] = []
+    start = time.perf_counter()
+    history = train_lm(
+        model, train_tokens, steps=settings.steps, block_size=settings.block_size,
+        batch_size=settings.batch_size, lr=settings.lr, val_tokens=val_tokens, eval_every=settings.eval_every,
+        seed=settings.seed, weight_decay=settings.weight_decay, warmup_steps=settings.steps // 20,
+        accumulate=settings.accumulate, compile=settings.compile, precision=settings.precision, device=device,
+        checkpoint_path=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
+        stop_after=settings.stop_after, log_every=settings.log_every, progress=settings.progress,
+        desc=f"GPT x{process.world_size}" if process.distributed else "GPT",
+        callbacks=[lambda step: step_ends.append(time.perf_counter())])
+    seconds = time.perf_counter() - start
+    steps_done = min(settings.steps, settings.stop_after or settings.steps)  # where fit stops
+    first_new = steps_done - len(step_ends)
+    for row in history.rows:
+        if row["step"] > first_new:  # a resumed run logs only its own steps
+            log.write({"kind": "history", **row})
+
+    tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate * process.world_size
+    step_times = [b - a for a, b in zip([start, *step_ends], step_ends)]
+    step_times = step_times[min(5, len(step_times) // 2):]  # the first steps warm up (and compile)
+    summary = {
+        "kind": "summary",
+        "world_size": process.world_size,
+        "steps_done": steps_done,
+        "steps_this_run": len(step_ends),
+        "seconds": round(seconds, 2),
+        "first_step_s": round(step_ends[0] - start, 2) if step_ends else None,  # includes any compiling
+        "tokens_per_s_median": round(tokens_per_step / statistics.median(step_times)) if step_times else None,
+        "train_loss": history.last("loss") if history.rows else None,
+        "val_bits": bits(evaluate_lm(model, val_tokens, settings.block_size)),
+    }
+    log.write(summary)
+    if process.is_main:
+        print(f"{summary['steps_done']} steps on {process.world_size} process(es); "
+              f"held-out {summary['val_bits']:.3f} bits per character; "
+              f"{summary['tokens_per_s_median']} training tokens/s")
+        if settings.save:
+            save_model(settings.save, model, tokenizer)
+            print(f"saved the model to {settings.save}")
+    return summary
+
+
+class _Log:
+    """JSON lines appended to a file (or nothing, for ranks other than 0)."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``--log-file`` file, in order."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> GPTRun:
+    defaults = GPTRun()
+    parser = argparse.ArgumentParser(prog="python -m genai_lib.train_gpt", description=__doc__.split("\n")[0])
+    for field in dataclasses.fields(GPTRun):
+        name, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        if field.name == "compile":
+            parser.add_argument(name, action="store_true", help="use torch.compile")
+        elif field.name == "progress":
+            parser.add_argument(name, choices=["auto", "text", "off"], default="text")
+        elif field.name == "precision":
+            parser.add_argument(name, choices=["auto", "fp32", "bf16", "fp16"], default=default)
+        else:
+            kind = int if "int" in field.type else float if "float" in field.type else str
+            parser.add_argument(name, type=kind, default=default, metavar=field.name.upper())
+    return GPTRun(**vars(parser.parse_args(argv)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Scaling the training loop: gradient accumulation, DDP under torchrun, torch.compile, the GPT script.
+
+Tolerances: the runs compared here add the same numbers in another order
+(a mean over 2b rows against the mean of two means over b rows, an all-reduce
+against a local sum). In float32 that changes the last bits of a gradient,
+about 1e-7 relative; a few Adam steps of size ~lr carry that into the weights
+as differences of ~1e-7 absolute. ``atol=1e-5`` leaves room for that and
+nothing else: a step that used other data or other gradients moves weights
+by ~1e-2 (the learning rate).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from genai_lib import distributed
+from genai_lib.train import EpochBatches, fit
+from genai_lib.train_gpt import GPTRun, parse_args, read_log, run
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_worker import make_data, make_model, train  # noqa: E402
+
+CLOSE = dict(atol=1e-5, rtol=1e-4)
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], **CLOSE, msg=lambda m: f"{name}: {m}")
+
+
+def torchrun(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """2 gloo processes on this machine, talking over loopback only; killed if they hang."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return done
+
+
+# ---------------------------------------------------------------- accumulation
+
+
+@pytest.mark.parametrize("micro, k", [(8, 4), (16, 2)])
+def test_accumulation_gives_the_update_of_one_bigger_batch(micro, k):
+    big = make_model(0.0, seed=1)
+    big_history = train(big, micro * k, steps=5)
+    accumulated = make_model(0.0, seed=1)
+    acc_history = train(accumulated, micro, steps=5, accumulate=k)
+    assert_same_weights(big.state_dict(), accumulated.state_dict())
+    # the logged loss is the mean over the micro-batches: the big batch's loss
+    torch.testing.assert_close(acc_history.get("loss")[1], big_history.get("loss")[1], **CLOSE)
+
+
+def test_accumulation_differs_from_one_small_batch():
+    """The comparison above can fail: k micro-batches are not one micro-batch."""
+    small = make_model(0.0, seed=1)
+    train(small, 8, steps=5)
+    accumulated = make_model(0.0, seed=1)
+    train(accumulated, 8, steps=5, accumulate=4)
+    assert (small[0].weight - accumulated[0].weight).abs().max() > 1e-3
+
+
+def test_epoch_batches_parts_hold_the_rows_of_one_big_batch():
+    x = torch.arange(100.0)
+    big = EpochBatches(x, 24, seed=3)
+    parts = EpochBatches(x, 6, seed=3, parts=4)
+    for step in range(10):  # across epoch boundaries: 4 steps of 24 rows per epoch
+        together = torch.cat([parts(step * 4 + j) for j in range(4)])
+        assert torch.equal(together, big(step))
+
+
+def test_epoch_batches_given_to_fit_are_cut_into_parts_too():
+    x, y = make_data()
+    big = make_model(0.0, seed=1)
+    train(big, 32, steps=4)
+    given = make_model(0.0, seed=1)
+    fit(given, lambda b: ((given(b[0]) - b[1]) ** 2).mean(), EpochBatches((x, y), 8), steps=4, lr=1e-2,
+        warmup_steps=1, device="cpu", progress=False, accumulate=4)
+    assert_same_weights(big.state_dict(), given.state_dict())
+
+
+def test_accumulate_and_batch_errors():
+    model = make_model(0.0, seed=1)
+    with pytest.raises(ValueError, match="accumulate must be at least 1"):
+        train(model, 8, steps=1, accumulate=0)
+    with pytest.raises(ValueError, match=r"One step's batch \(4 parts of batch_size=32\) is larger than the dataset \(96"):
+        train(model, 32, steps=1, accumulate=4)
+
+
+# ---------------------------------------------------------------- DDP
+
+
+def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
+    b, steps = 8, 6
+    torchrun(str(Path(__file__).parent / "ddp_worker.py"), str(tmp_path), str(b), str(steps))
+    result = torch.load(tmp_path / "result.pt")
+
+    single = make_model(0.0, seed=1)  # rank 0's initial weights; rank 1 started from others
+    history = train(single, 2 * b, steps)
+    assert_same_weights(single.state_dict(), result["plain"])
+    # rank 0 logged the mean over both ranks: the loss of the whole batch of 2b
+    torch.testing.assert_close([r["loss"] for r in result["plain_history"]], history.get("loss")[1], **CLOSE)
+
+    # stopped half-way and resumed under DDP: exactly the uninterrupted run, dropout masks included
+    for name, value in result["uninterrupted"].items():
+        assert torch.equal(value, result["resumed"][name]), name
+    # and not by accident: dropout makes the DDP run differ from the single process
+    assert not torch.equal(result["uninterrupted"]["0.weight"], single.state_dict()["0.weight"])
+
+
+def test_outside_torchrun_the_world_has_one_process(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    process = distributed.init(torch.device("cpu"))
+    assert (process.rank, process.world_size, process.is_main, process.distributed) == (0, 1, True, False)
+    values = torch.tensor([1.0, 2.0])
+    assert distributed.mean_over_ranks(values) is values
+    assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
+
+
+def test_routed_calls_put_the_model_back_even_after_an_error():
+    model = nn.Linear(2, 1)
+    calls = []
+
+    def wrapper(x):
+        calls.append("wrapper")
+        return model(x) * 0  # the wrapper calls the model it wraps: the real forward runs
+
+    routed = distributed.RoutedCalls(model, wrapper)
+    with routed:
+        assert model(torch.ones(1, 2)).item() == 0
+    assert calls == ["wrapper"]
+    with pytest.raises(ZeroDivisionError):
+        with routed:
+            1 / 0
+    assert "forward" not in model.__dict__
+    x = torch.ones(1, 2)
+    torch.testing.assert_close(model(x), x @ model.weight.T + model.bias)
+    assert calls == ["wrapper"]  # outside the context, the model is called directly
+
+
+# ---------------------------------------------------------------- torch.compile
+
+
+def test_compile_trains_the_same_model():
+    """aot_eager traces the model into a graph as Inductor would, without needing a C++ compiler."""
+    torch._dynamo.reset()
+    eager = make_model(0.0, seed=1)
+    train(eager, 16, steps=4)
+    compiled = make_model(0.0, seed=1)
+    train(compiled, 16, steps=4, compile="aot_eager")
+    assert_same_weights(eager.state_dict(), compiled.state_dict())
+    assert "forward" not in compiled.__dict__  # the model is left as it was
+
+
+def test_compile_failure_falls_back_with_a_clear_warning():
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no C++ compiler found (a stand-in for a machine without one)")
+
+    torch._dynamo.reset()
+    eager = make_model(0.0, seed=1)
+    train(eager, 16, steps=4)
+    fallback = make_model(0.0, seed=1)
+    with pytest.warns(UserWarning, match=r"torch.compile failed on the first step .*no C\+\+ compiler.*"
+                                         r"Training continues without it"):
+        train(fallback, 16, steps=4, compile=broken_backend)
+    assert_same_weights(eager.state_dict(), fallback.state_dict())
+    torch._dynamo.reset()
+
+
+def test_errors_that_are_not_compile_errors_still_raise():
+    model = make_model(0.0, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the compile attempt's warning; the error is what matters
+        with pytest.raises(ValueError, match="must be a scalar"):
+            fit(model, lambda b: (model(b[0]) - b[1]) ** 2, make_data(), steps=2, batch_size=8, device="cpu",
+                progress=False, compile="aot_eager")
+    torch._dynamo.reset()
+
+
+# ---------------------------------------------------------------- the script
+
+
+def test_train_gpt_settings_from_the_command_line():
+    settings = parse_args(["--steps", "7", "--accumulate", "2", "--compile", "--stop-after", "3",
+                           "--precision", "bf16"])
+    assert (settings.steps, settings.accumulate, settings.compile, settings.stop_after) == (7, 2, True, 3)
+    assert settings.precision == "bf16" and settings.n_layer == GPTRun().n_layer
+    with pytest.raises(SystemExit):
+        parse_args(["--precision", "fp8"])
+
+
+def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
+    common = ["-m", "genai_lib.train_gpt", "--steps", "8", "--n-layer", "1", "--n-embd", "32", "--batch-size", "8",
+              "--checkpoint", str(tmp_path / "gpt.pt"), "--log-file", str(tmp_path / "log.jsonl"),
+              "--log-every", "2", "--device", "cpu", "--progress", "off"]
+    first = torchrun(*common, "--stop-after", "4")
+    assert "4 steps on 2 process(es)" in first.stdout
+    second = torchrun(*common)
+    assert "Resumed from" in second.stdout and "8 steps on 2 process(es)" in second.stdout
+    assert second.stdout.count("Resumed from") == 1  # rank 0 speaks; rank 1 is quiet
+
+    records = read_log(tmp_path / "log.jsonl")
+    summaries = [r for r in records if r["kind"] == "summary"]
+    assert [(s["steps_done"], s["steps_this_run"], s["world_size"]) for s in summaries] == [(4, 4, 2), (8, 4, 2)]
+    train_steps = [r["step"] for r in records if r["kind"] == "history" and r["split"] == "train"]
+    assert train_steps == [2, 4, 6, 8]  # each run logged its own steps once
+
+    # the same 8 steps in one go, one process with the batch of both ranks, land on the same weights
+    one = run(GPTRun(steps=8, n_layer=1, n_embd=32, batch_size=16, device="cpu", progress="off", log_every=2,
+                     checkpoint=str(tmp_path / "single.pt")))
+    assert one["world_size"] == 1
+    both = torch.load(tmp_path / "gpt.pt", weights_only=True)["models"]["model"]
+    single = torch.load(tmp_path / "single.pt", weights_only=True)["models"]["model"]
+    assert_same_weights(single, both)
