@@ -39,6 +39,7 @@ REFERENCE_MINUTES = {  # chapter: (fast, default), from `python -m genai_lib run
     "03b_gpt": (0.81, 4.92),
     "04_finetuning": (1.00, 6.88),
     "05_diffusion": (1.09, 6.51),
+    "06_scaling": (0.72, 3.70),
 }
 
 

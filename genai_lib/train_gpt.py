@@ -35,7 +35,7 @@ import torch
 from genai_lib import distributed
 from genai_lib.config import get_device, seed_everything
 from genai_lib.checkpoint import save_model
-from genai_lib.data import CharTokenizer, load_text, split_train_val
+from genai_lib.data import TEXT_NAMES, CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models import GPT, GPTConfig
 
@@ -163,6 +163,9 @@ def parse_args(argv: Sequence[str] | None = None) -> GPTRun:
             parser.add_argument(name, action="store_true", help="use torch.compile")
         elif field.name == "progress":
             parser.add_argument(name, choices=["auto", "text", "off"], default="text")
+        elif field.name == "corpus":
+            parser.add_argument(name, choices=TEXT_NAMES, default=default,
+                                help="pydoc is bundled; tinyshakespeare is downloaded (1 MB) on first use")
         elif field.name == "precision":
             parser.add_argument(name, choices=["auto", "fp32", "bf16", "fp16"], default=default)
         else:
