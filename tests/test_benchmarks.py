@@ -61,3 +61,15 @@ def test_diffusion_benchmark_reports_its_keys():
         assert set(sampler) == {"fd", "coverage", "s_per_100"}
         assert sampler["fd"] > 0 and 1 <= sampler["coverage"] <= 10 and sampler["s_per_100"] > 0
     assert summary["guidance"] == 2.0 and 0 <= summary["cond_acc"] <= 1
+
+
+def test_scaling_benchmark_reports_its_keys():
+    summary = last_json_line([str(BENCHMARKS / "scaling.py"), "--steps", "8", "--repeats", "1",
+                              "--only", "one_process_1_thread", "two_processes_1_thread"])
+    assert set(summary) == {"configs"}
+    assert set(summary["configs"]) == {"one_process_1_thread", "two_processes_1_thread"}
+    for figures in summary["configs"].values():
+        assert set(figures) == {"tokens_per_s_median", "final_loss"} and figures["tokens_per_s_median"] > 0
+    # the same 32 windows a step, whole or split over two processes: the same training
+    one, two = (summary["configs"][k]["final_loss"] for k in ("one_process_1_thread", "two_processes_1_thread"))
+    assert abs(one - two) < 1e-3
