@@ -98,6 +98,14 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
+def device_of(x: "torch.Tensor | torch.nn.Module") -> torch.device:
+    """Where a tensor lives, or where a module's parameters live (the CPU for a module without any)."""
+    if isinstance(x, torch.Tensor):
+        return x.device
+    param = next(iter(x.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
     random.seed(seed)

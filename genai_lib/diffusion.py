@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genai_lib.config import device_of
+
 SCHEDULES = ("linear", "cosine")
 MAX_BETA = 0.999  # a beta of 1 would erase the signal in one step and make alpha_bar exactly 0
 
@@ -139,13 +141,6 @@ def noise_schedule(kind: str = "linear", steps: int = 1000, *, beta_start: float
 
 
 # ---------------------------------------------------------------- the forward process
-
-
-def _device_of(x: Tensor | nn.Module) -> torch.device:
-    if isinstance(x, Tensor):
-        return x.device
-    param = next(iter(x.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def _check_timesteps(schedule: NoiseSchedule, t: Tensor, batch: int | None = None) -> Tensor:
@@ -290,7 +285,7 @@ class _Sampling:
         if n < 1:
             raise ValueError(f"n (the number of samples) must be at least 1; got {n}.")
         self.model, self.n, self.shape = model, n, tuple(shape)
-        self.device = torch.device(device) if device is not None else _device_of(model)
+        self.device = torch.device(device) if device is not None else device_of(model)
         self.labels = _sample_labels(labels, n, self.device)
         # Noise is drawn on the CPU from a private generator: the same seed gives the same samples on any device
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None

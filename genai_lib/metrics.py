@@ -156,11 +156,6 @@ def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = Non
 # ---------------------------------------------------------------- applying the classifier
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    param = next(iter(module.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def _apply(classifier: nn.Module, images: Tensor, what: str = "logits", batch_size: int = 1000) -> Tensor:
     """``classifier`` (``what="logits"``) or ``classifier.features`` on ``images``, in eval mode, in batches.
@@ -175,7 +170,7 @@ def _apply(classifier: nn.Module, images: Tensor, what: str = "logits", batch_si
         raise ValueError(f"The classifier expects pixel values in [0, 1]; these range over [{low:.3g}, {high:.3g}]. "
                          f"Logits? Apply torch.sigmoid. Values in [-1, 1]? Use (x + 1) / 2.")
     fn = classifier if what == "logits" else classifier.features
-    device, was_training = _device_of(classifier), classifier.training
+    device, was_training = config.device_of(classifier), classifier.training
     classifier.eval()
     try:
         out = [fn(images[i:i + batch_size].to(device, torch.float32)).float().cpu()

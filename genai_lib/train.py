@@ -291,7 +291,8 @@ def fit(
       step (gloo on CPUs, NCCL on GPUs). ``batch_size`` is per process and per
       micro-batch: one step sees ``batch_size * accumulate * N`` examples.
       Only rank 0 shows progress and writes checkpoints; logged metrics and
-      ``eval_fn`` results are means over the ranks.
+      ``eval_fn`` results are means over the ranks. Each objective's model
+      gets its own DDP wrapper (a GAN's two networks stay in step on every rank).
     - Either way, the micro-batches of one step are parts of what one process
       would draw with a batch ``accumulate * N`` times larger, so the updates
       match. A function ``data`` is called with the micro-batch's index,

@@ -6,6 +6,8 @@ Rank 0 saves, to OUT_DIR/result.pt, the parameters and histories of:
 - a run without dropout (to compare with one process and twice the batch);
 - a run with dropout, uninterrupted;
 - the same run stopped half-way with a checkpoint and resumed in a new model.
+Each rank also saves, to OUT_DIR/gan_rank{R}.pt, a small GAN trained with two
+objectives (two DDP-wrapped models, the discriminator called twice a step).
 """
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from genai_lib import distributed
+from genai_lib.gan import gan_objectives
 from genai_lib.train import fit
 
 
@@ -26,6 +29,27 @@ def make_data() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(96, 8, generator=g)
     return x, x.sum(dim=1, keepdim=True).sin()
+
+
+class TinyGenerator(nn.Module):
+    latent_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def train_gan(rank: int) -> dict:
+    torch.manual_seed(1 + rank)  # other weights and other noise on each rank
+    generator = TinyGenerator()
+    discriminator = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    points = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
+    history = fit(gan_objectives(generator, discriminator), data=points, steps=10, batch_size=16, device="cpu",
+                  progress=False, log_every=5)
+    return {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(), "history": history.rows}
 
 
 def train(model: nn.Module, batch_size: int, steps: int, **kwargs):
@@ -50,6 +74,7 @@ if __name__ == "__main__":
     resumed = make_model(0.3, seed=1)
     torch.manual_seed(12345)  # whatever the state now, resuming restores each rank's own stream
     resumed_history = train(resumed, batch_size, steps, checkpoint_path=out / "run.pt")
+    torch.save(train_gan(rank), out / f"gan_rank{rank}.pt")
     if distributed.init(torch.device("cpu")).is_main:
         torch.save({"plain": plain.state_dict(), "plain_history": plain_history.rows,
                     "uninterrupted": uninterrupted.state_dict(), "resumed": resumed.state_dict(),

@@ -115,6 +115,14 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
     # and not by accident: dropout makes the DDP run differ from the single process
     assert not torch.equal(result["uninterrupted"]["0.weight"], single.state_dict()["0.weight"])
 
+    # a GAN, two objectives: both models stay identical on both ranks, and both ranks log the same means
+    ranks = [torch.load(tmp_path / f"gan_rank{r}.pt") for r in (0, 1)]
+    for model in ("generator", "discriminator"):
+        for name, value in ranks[0][model].items():
+            assert torch.equal(value, ranks[1][model][name]), f"{model}.{name}"
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert {"disc/loss", "gen/loss"} <= set(ranks[0]["history"][-1])
+
 
 def test_outside_torchrun_the_world_has_one_process(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
