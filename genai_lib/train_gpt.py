@@ -154,23 +154,42 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+HELP = {
+    "corpus": "pydoc and stdlib ship with Python; tinyshakespeare is downloaded (1 MB) on first use",
+    "n_layer": "transformer blocks", "n_head": "attention heads per block", "n_embd": "width of the model",
+    "block_size": "characters of context", "dropout": "dropout probability",
+    "batch_size": "windows per process and per micro-batch",
+    "accumulate": "micro-batches whose gradients are summed into one optimizer step",
+    "steps": "optimizer steps of the whole run (the learning-rate schedule spans them)",
+    "lr": "peak learning rate of AdamW", "weight_decay": "AdamW's weight decay, on the weight matrices",
+    "precision": "auto: bf16 on GPUs that have it, fp16 + GradScaler on older GPUs, fp32 on CPUs",
+    "compile": "train through torch.compile (falls back, with a warning, where it cannot)",
+    "device": "cpu, cuda or mps (default: the best available; under torchrun, GPU LOCAL_RANK)",
+    "seed": "seed of the weights and the batches", "checkpoint": "training state to resume from and save to",
+    "checkpoint_every": "steps between checkpoints", "stop_after": "end this session after this step",
+    "log_file": "JSON lines: settings, logged steps, summary (written by rank 0)",
+    "save": "write the trained model here, for genai_lib.checkpoint.load_model",
+    "log_every": "steps per logged training loss", "eval_every": "steps between held-out evaluations (0: at the end)",
+    "progress": "progress bar style",
+}
+CHOICES = {"corpus": TEXT_NAMES, "precision": ("auto", "fp32", "bf16", "fp16"), "progress": ("auto", "text", "off")}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> GPTRun:
-    defaults = GPTRun()
-    parser = argparse.ArgumentParser(prog="python -m genai_lib.train_gpt", description=__doc__.split("\n")[0])
+    """The command line's settings: one option per :class:`GPTRun` field."""
+    parser = argparse.ArgumentParser(prog="python -m genai_lib.train_gpt", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = dataclasses.replace(GPTRun(), progress="text")  # a terminal: a few text lines, not a widget
     for field in dataclasses.fields(GPTRun):
         name, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
         if field.name == "compile":
-            parser.add_argument(name, action="store_true", help="use torch.compile")
-        elif field.name == "progress":
-            parser.add_argument(name, choices=["auto", "text", "off"], default="text")
-        elif field.name == "corpus":
-            parser.add_argument(name, choices=TEXT_NAMES, default=default,
-                                help="pydoc is bundled; tinyshakespeare is downloaded (1 MB) on first use")
-        elif field.name == "precision":
-            parser.add_argument(name, choices=["auto", "fp32", "bf16", "fp16"], default=default)
+            parser.add_argument(name, action="store_true", help=HELP[field.name])
+        elif field.name in CHOICES:
+            parser.add_argument(name, choices=CHOICES[field.name], default=default, help=HELP[field.name])
         else:
             kind = int if "int" in field.type else float if "float" in field.type else str
-            parser.add_argument(name, type=kind, default=default, metavar=field.name.upper())
+            parser.add_argument(name, type=kind, default=default, metavar=field.name.split("_")[-1].upper(),
+                                help=HELP[field.name])
     return GPTRun(**vars(parser.parse_args(argv)))
 
 

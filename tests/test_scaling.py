@@ -202,8 +202,10 @@ def test_train_gpt_settings_from_the_command_line():
                            "--precision", "bf16"])
     assert (settings.steps, settings.accumulate, settings.compile, settings.stop_after) == (7, 2, True, 3)
     assert settings.precision == "bf16" and settings.n_layer == GPTRun().n_layer
-    with pytest.raises(SystemExit):
-        parse_args(["--precision", "fp8"])
+    assert parse_args([]).progress == "text"
+    for bad in (["--precision", "fp8"], ["--corpus", "wikipedia"], ["--steps", "many"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 
 
 def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
