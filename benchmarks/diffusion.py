@@ -28,17 +28,17 @@ from typing import Callable
 import torch
 
 from genai_lib import seed_everything
-from genai_lib.data import binarize, load_digits
+from genai_lib.data import load_digits
 from genai_lib.diffusion import ddim_sample, ddpm_sample, diffusion_loss, noise_schedule
 from genai_lib.ema import EMA
 from genai_lib.gan import generate
-from genai_lib.losses import vae_loss
 from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, fd_digits, held_out_sample,
                                load_or_train_classifier, real_floor)
-from genai_lib.models import VAE, UNet
+from genai_lib.models import UNet
 from genai_lib.models.gan import DCDiscriminator, DCGenerator
 from genai_lib.train import fit
 from gan import train as train_gan  # benchmarks/gan.py: the chapter 02 benchmark's recipe
+from vae import train_vae  # benchmarks/vae.py: the chapter 01 benchmark's recipe
 
 SAMPLERS = {"ddpm": None, "ddim50": 50, "ddim20": 20}   # name -> DDIM steps (None: DDPM, every step)
 
@@ -60,15 +60,6 @@ def train_diffusion(data, conditional: bool, steps: int, base_channels: int, tim
         callbacks=[ema.callback(model)], extra_modules={"ema": ema}, device="cpu", progress=False,
         log_every=100, seed=seed)
     return ema, schedule, time.perf_counter() - start
-
-
-def train_vae(data, epochs: int, seed: int):
-    seed_everything(seed)
-    model = VAE(image_shape=data.shape, latent_dim=16, arch="mlp")
-    start = time.perf_counter()
-    fit(model, lambda x: vae_loss(model, binarize(x)), data.train_images, steps=epochs * (len(data.train_images) // 128),
-        batch_size=128, lr=1e-3, schedule="constant", grad_clip=None, device="cpu", progress=False, seed=seed)
-    return model.eval(), time.perf_counter() - start
 
 
 def seconds_per_100(sample: Callable[[int], torch.Tensor], repeats: int = 3) -> float:
@@ -112,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows: dict[str, dict] = {}
 
-    vae, vae_s = train_vae(data, args.vae_epochs, args.seed)
+    vae, vae_s = train_vae("mlp", 16, data.train_images, args.vae_epochs, batch_size=128, seed=args.seed)
     draw = lambda k: vae.sample(k, torch.Generator().manual_seed(args.seed))  # noqa: E731
     rows["VAE (ch. 01)"] = {**score(draw(n)), "train_s": round(vae_s, 1), "s_per_100": seconds_per_100(draw)}
 

@@ -39,8 +39,9 @@ def evaluate(model: VAE, x_val: torch.Tensor, k: int) -> dict[str, float]:
     return {"neg_elbo": round(neg_elbo, 2), "iwae_nll": round(iwae_nll, 2)}
 
 
-def train_one(arch: str, latent_dim: int, x_train: torch.Tensor, x_val: torch.Tensor, epochs: int,
-              batch_size: int, k: int, seed: int) -> dict[str, float]:
+def train_vae(arch: str, latent_dim: int, x_train: torch.Tensor, epochs: int, batch_size: int,
+              seed: int) -> tuple[VAE, float]:
+    """A VAE trained with this benchmark's recipe (Adam 1e-3, constant rate, no clipping); (model, seconds)."""
     seed_everything(seed)
     model = VAE(image_shape=tuple(x_train.shape[1:]), latent_dim=latent_dim, arch=arch)
     steps = epochs * (len(x_train) // batch_size)
@@ -48,7 +49,12 @@ def train_one(arch: str, latent_dim: int, x_train: torch.Tensor, x_val: torch.Te
     start = time.perf_counter()
     fit(model, loss, x_train, steps=steps, batch_size=batch_size, lr=1e-3, schedule="constant",
         grad_clip=None, log_every=50, device="cpu", progress=False, seed=seed)
-    seconds = time.perf_counter() - start
+    return model, time.perf_counter() - start  # fit leaves the model in eval mode
+
+
+def train_one(arch: str, latent_dim: int, x_train: torch.Tensor, x_val: torch.Tensor, epochs: int,
+              batch_size: int, k: int, seed: int) -> dict[str, float]:
+    model, seconds = train_vae(arch, latent_dim, x_train, epochs, batch_size, seed)
     result = evaluate(model, x_val, k)
     result["s_per_epoch"] = round(seconds / epochs, 3)
     result["params"] = sum(p.numel() for p in model.parameters())
