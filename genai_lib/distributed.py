@@ -79,10 +79,13 @@ def shutdown() -> None:
 
 
 def device_for(device: torch.device, process: Process) -> torch.device:
-    """Under torchrun, each process on a multi-GPU machine takes its own GPU: ``cuda:LOCAL_RANK``."""
-    if process.distributed and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", process.local_rank)
-    if device.type == "cuda":
+    """Under torchrun, each process on a multi-GPU machine takes its own GPU: ``cuda:LOCAL_RANK``.
+
+    A single process keeps ``device`` as it is, and the current CUDA device is left alone.
+    """
+    if process.distributed and device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", process.local_rank)
         torch.cuda.set_device(device)  # NCCL and torch.cuda.* calls then use this GPU
     return device
 

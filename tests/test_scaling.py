@@ -134,6 +134,20 @@ def test_outside_torchrun_the_world_has_one_process(monkeypatch):
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
 
 
+def test_each_rank_takes_its_own_gpu_and_one_process_keeps_its_device(monkeypatch):
+    """No GPU needed: torch.device("cuda") is only a name, and set_device is recorded, not called."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    one = distributed.Process()
+    assert distributed.device_for(torch.device("cuda"), one) == torch.device("cuda")
+    assert distributed.device_for(torch.device("cpu"), one) == torch.device("cpu")
+    assert chosen == []  # a plain "cuda" has no index: set_device would raise on it
+    rank_1 = distributed.Process(rank=1, world_size=2, local_rank=1)
+    assert distributed.device_for(torch.device("cuda"), rank_1) == torch.device("cuda", 1)
+    assert distributed.device_for(torch.device("cpu"), rank_1) == torch.device("cpu")
+    assert chosen == [torch.device("cuda", 1)]
+
+
 def test_routed_calls_put_the_model_back_even_after_an_error():
     model = nn.Linear(2, 1)
     calls = []
