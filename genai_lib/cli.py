@@ -28,13 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, default=user_cache_dir() / "runs",
                      help="folder for the executed notebooks (default: %(default)s)")
 
-    pretrain = commands.add_parser("pretrain", help="train the base GPT that chapter 04 fine-tunes",
+    pretrain = commands.add_parser("pretrain", help="train the models that ship in data/ (chapter 04's base GPT)",
                                    description="Train the course's base character GPT on the bundled pydoc "
-                                               "text and write it (safetensors + JSON with its SHA-256) to --out.")
-    pretrain.add_argument("--steps", type=int, default=1200, help="training steps (default: %(default)s)")
+                                               "text and write it (safetensors + JSON with its SHA-256) to --out. "
+                                               "With --classifier, train the pinned digit classifier that "
+                                               "scores generated digits (FD-digits) instead.")
+    pretrain.add_argument("--classifier", action="store_true",
+                          help="make the pinned 8x8-digit classifier (data/classifiers/digits.*) instead")
+    pretrain.add_argument("--steps", type=int, default=None,
+                          help="training steps (default: 1200 for the GPT, 1000 for the classifier)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--out", type=Path, default=None,
-                          help="folder for the files (default: the repository's data/pretrained)")
+                          help="folder for the files (default: the repository's data/pretrained, "
+                               "or data/classifiers with --classifier)")
 
     badges = commands.add_parser("badges", help="rewrite every chapter's Colab badge and setup cell",
                                  description="Write the 'Open in Colab' badge and the setup cell of every chapter "
@@ -178,7 +184,16 @@ def _pretrain(args: argparse.Namespace, argv: list[str] | None) -> int:
     from genai_lib.pretrained import pretrain_base
 
     command = "python -m genai_lib " + " ".join(sys.argv[1:] if argv is None else argv)
-    meta_path = pretrain_base(args.out, steps=args.steps, seed=args.seed, command=command)
+    if args.classifier:
+        from genai_lib.data import load_digits
+        from genai_lib.metrics import pin_classifier
+
+        meta_path = pin_classifier(load_digits(), args.out, steps=args.steps, seed=args.seed, command=command)
+        meta = json.loads(meta_path.read_text())
+        print(f"Saved {meta_path} and {meta['weights_file']}: held-out accuracy "
+              f"{100 * meta['held_out_accuracy']:.1f}% ({meta['train_seconds']} s); SHA-256 {meta['sha256']}")
+        return 0
+    meta_path = pretrain_base(args.out, steps=args.steps or 1200, seed=args.seed, command=command)
     meta = json.loads(meta_path.read_text())
     print(f"Saved {meta_path} and {meta['weights_file']}: validation {meta['val_bits_per_char']} bits per "
           f"character after {meta['steps']} steps ({meta['train_seconds']} s); SHA-256 {meta['sha256']}")

@@ -4,7 +4,7 @@ It checks, and prints one line per check:
 
 - Python, and every package the course needs, against the versions it asks for;
 - the device: GPU name and memory, bf16 support, or the CPU's cores;
-- the data that ships with the course (and the pretrained base's checksum), the
+- the data that ships with the course (and the checksums of the shipped models), the
   optional datasets already downloaded, and whether the download cache is writable;
 - a short micro-benchmark (a few training steps of the chapter 04 GPT), from
   which it estimates each chapter's run time here by scaling the times
@@ -116,6 +116,7 @@ def _try(section: str, name: str, fn, required: bool, missing_hint: str) -> Chec
 def check_data() -> list[Check]:
     from genai_lib.config import download_dir
     from genai_lib.data import load_digits, load_mnist, load_text
+    from genai_lib.metrics import load_pinned_classifier
     from genai_lib.pretrained import load_base
 
     checks = [
@@ -127,6 +128,8 @@ def check_data() -> list[Check]:
              "missing: the standard library's source could not be read"),
         _try("data", "pretrained base (chapter 04)", lambda: f"SHA-256 {load_base()[2]['sha256'][:12]}... verified",
              True, "not usable"),
+        _try("data", "digit classifier (FD-digits, chapters 02b, 05)",
+             lambda: load_pinned_classifier(load_digits(), device="cpu") and "SHA-256 verified", True, "not usable"),
     ]
     for name, fn in (("MNIST", lambda: load_mnist("mnist")), ("Fashion-MNIST", lambda: load_mnist("fashion")),
                      ("tiny Shakespeare", lambda: load_text("tinyshakespeare"))):

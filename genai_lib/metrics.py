@@ -22,7 +22,10 @@ on the real images:
 - **Class accuracy** (:func:`class_accuracy`): for a conditional generator,
   the share of images the classifier assigns to the class that was asked for.
 
-The classifier itself is trained once per dataset and cached
+The classifier of the bundled 8x8 digits ships with the course, pinned in
+``data/classifiers/`` with its SHA-256 (:func:`pin_classifier` made it), so
+every FD-digits figure on every machine uses the same features. For other
+datasets (MNIST, Fashion-MNIST) it is trained once per machine and cached
 (:func:`load_or_train_classifier`). Images are always ``(N, C, H, W)`` with
 pixel values in [0, 1], like :class:`~genai_lib.data.ImageData`.
 """
@@ -41,9 +44,12 @@ from genai_lib import checkpoint as ckpt
 from genai_lib import config
 from genai_lib.data.images import ImageData
 from genai_lib.models.classifier import DigitClassifier
+from genai_lib.shipped import ShippedWeightsError, load_weights, save_weights
 from genai_lib.train import fit
 
 CACHE_FORMAT = "genai_lib.classifier/1"
+PINNED_DIR = config.REPO_DATA_DIR / "classifiers"  # the classifiers that ship with the course
+PIN_COMMAND = "python -m genai_lib pretrain --classifier"
 COVERED_SHARE = 0.1  # a class is covered if it gets at least 10% of its uniform share, 1 / n_classes
 
 
@@ -118,18 +124,75 @@ def _load_cached(path: Path, model: DigitClassifier) -> None:
     model.load_state_dict(state["model"])
 
 
-def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = None,
-                             **kw: Any) -> DigitClassifier:
-    """The classifier of ``data``: loaded from the cache if there is a usable one, else trained and cached.
+def pin_classifier(data: ImageData, folder: str | Path | None = None, steps: int | None = None, seed: int = 0,
+                   progress: bool | str = True, command: str = PIN_COMMAND) -> Path:
+    """Train the classifier of ``data`` on the CPU and save it as a shipped model; return its JSON path.
 
-    The cache file is :func:`classifier_cache_path` (``<download_dir>/classifiers/<data.name>.pt``),
-    written atomically and read with ``weights_only=True``. A cache file that
-    is corrupt or holds a different network is retrained and overwritten, with
-    a printed note. ``kw`` (``steps``, ``seed``, ``device``, ``progress``...)
+    The files are ``<folder>/<data.name>.safetensors`` and ``.json`` (the
+    network's settings, the command, the held-out accuracy, the SHA-256);
+    ``folder`` defaults to the repository's ``data/classifiers``. The same
+    command on the same machine gives the same file, bit for bit.
+    """
+    folder = Path(folder) if folder is not None else PINNED_DIR
+    start = time.perf_counter()
+    model = train_classifier(data, steps=steps, seed=seed, device="cpu", progress=progress)
+    seconds = time.perf_counter() - start
+    acc = accuracy(model, data.val_images, data.val_labels)
+    info = {"data": data.name, "network": {"image_shape": list(model.image_shape), "n_classes": model.n_classes,
+                                           "feature_dim": model.feature_dim},
+            "seed": seed, "command": command, "train_seconds": round(seconds, 1), "torch": torch.__version__,
+            "held_out_accuracy": round(acc, 4), "held_out_images": len(data.val_images)}
+    return save_weights(folder, data.name, model.state_dict(), info)
+
+
+def load_pinned_classifier(data: ImageData, folder: str | Path | None = None,
+                           device: str | torch.device | None = None) -> DigitClassifier:
+    """The shipped classifier of ``data`` (in eval mode), after checking its SHA-256.
+
+    Raises :class:`~genai_lib.shipped.ShippedWeightsError` if it is missing or
+    altered, or was made for images of another shape.
+    """
+    folder = Path(folder) if folder is not None else PINNED_DIR
+    rebuild = f"Rebuild it with:  {PIN_COMMAND}"
+    weights, meta = load_weights(folder, data.name, f"pinned {data.name} classifier", rebuild)
+    net = meta["network"]
+    if tuple(net["image_shape"]) != tuple(data.shape) or net["n_classes"] != len(data.classes):
+        raise ShippedWeightsError(f"The pinned classifier {folder / data.name}.safetensors was made for images "
+                                  f"{tuple(net['image_shape'])} in {net['n_classes']} classes; {data.name} has "
+                                  f"{tuple(data.shape)} in {len(data.classes)}. {rebuild}")
+    model = DigitClassifier(tuple(net["image_shape"]), n_classes=net["n_classes"], feature_dim=net["feature_dim"])
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ShippedWeightsError(f"The pinned classifier's weights do not fit its recorded network ({err}). "
+                                  f"{rebuild}") from None
+    return model.to(config.get_device(device)).eval()
+
+
+def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = None, pinned: bool = True,
+                             **kw: Any) -> DigitClassifier:
+    """The classifier of ``data``: the pinned one if the course ships one, else cached or trained.
+
+    With ``pinned=True`` (the default) and a shipped classifier for
+    ``data.name`` in ``data/classifiers/`` (the 8x8 digits have one), that one
+    is loaded and its SHA-256 checked; a damaged file raises
+    :class:`~genai_lib.shipped.ShippedWeightsError` rather than being replaced
+    quietly, since every FD-digits figure depends on these exact weights.
+    Otherwise the per-machine cache :func:`classifier_cache_path`
+    (``<download_dir>/classifiers/<data.name>.pt``) is used: written
+    atomically and read with ``weights_only=True``; a cache file that is
+    corrupt or holds a different network is retrained and overwritten, with a
+    printed note. ``kw`` (``steps``, ``seed``, ``device``, ``progress``...)
     go to :func:`train_classifier` when training is needed; ``device`` also
     says where a loaded classifier goes. Prints one line: loaded or trained,
     and the accuracy on ``data``'s held-out images. Returns the model in eval mode.
     """
+    if pinned and (PINNED_DIR / f"{data.name}.json").is_file():
+        model = load_pinned_classifier(data, device=kw.get("device"))
+        acc = accuracy(model, data.val_images, data.val_labels)
+        print(f"Loaded the course's pinned {data.name} classifier (data/classifiers/{data.name}.safetensors, "
+              f"SHA-256 checked): held-out accuracy {100 * acc:.1f}% ({len(data.val_images)} images).")
+        return model
     path = classifier_cache_path(data, cache_dir)
     model = DigitClassifier(data.shape, n_classes=len(data.classes))
     how = None

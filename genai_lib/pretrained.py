@@ -15,21 +15,19 @@ it: the same command on the same machine gives the same file, bit for bit.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from genai_lib.config import REPO_DATA_DIR, seed_everything
-from genai_lib.data.download import sha256_file
 from genai_lib.data.text import CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models.gpt import GPT, GPTConfig
 from genai_lib.optim import muon_with_adamw
+from genai_lib.shipped import ShippedWeightsError, load_weights, save_weights
 
 BASE_NAME = "base_pydoc"
 DEFAULT_DIR = REPO_DATA_DIR / "pretrained"
@@ -39,26 +37,17 @@ ASCII_VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
 BASE_SETTINGS = dict(n_layer=4, n_head=4, n_embd=128, block_size=128)
 
 
-class BaseModelError(RuntimeError):
+class BaseModelError(ShippedWeightsError):
     """The shipped base model is missing or does not match its recorded checksum."""
 
 
 def save_base(folder: Path, model: GPT, tokenizer: CharTokenizer, info: dict[str, Any],
               name: str = BASE_NAME) -> Path:
     """Write ``name.safetensors`` and ``name.json`` (config, tokenizer, ``info``, SHA-256) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    weights_path = folder / f"{name}.safetensors"
     # the output layer is tied to the token embedding: store the tensor once
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = weights_path.with_suffix(".safetensors.tmp")
-    save_file(weights, str(tmp))
-    tmp.replace(weights_path)
-    meta = {"config": asdict(model.config), "tokenizer": tokenizer.to_dict(), **info,
-            "weights_file": weights_path.name, "sha256": sha256_file(weights_path)}
-    meta_path = folder / f"{name}.json"
-    meta_path.with_suffix(".json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
-    meta_path.with_suffix(".json.tmp").replace(meta_path)
-    return meta_path
+    weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    return save_weights(folder, name, weights,
+                        {"config": asdict(model.config), "tokenizer": tokenizer.to_dict(), **info})
 
 
 def load_base(folder: Path | None = None, name: str = BASE_NAME) -> tuple[GPT, CharTokenizer, dict[str, Any]]:
@@ -68,22 +57,9 @@ def load_base(folder: Path | None = None, name: str = BASE_NAME) -> tuple[GPT, C
     SHA-256 differs from the one recorded next to them.
     """
     folder = Path(folder) if folder is not None else DEFAULT_DIR
-    meta_path = folder / f"{name}.json"
-    rebuild = f"Rebuild it with:  python -m genai_lib pretrain --out {folder}"
-    if not meta_path.is_file():
-        raise BaseModelError(f"No pretrained base at {meta_path}. It ships in the repository's data/pretrained/ "
-                             f"folder; if you installed genai_lib without the repository, clone it. {rebuild}")
-    meta = json.loads(meta_path.read_text())
-    weights_path = folder / meta["weights_file"]
-    if not weights_path.is_file():
-        raise BaseModelError(f"{meta_path.name} names {weights_path.name}, which is missing. {rebuild}")
-    got = sha256_file(weights_path)
-    if got != meta["sha256"]:
-        raise BaseModelError(f"{weights_path} does not match its recorded SHA-256 (expected {meta['sha256']}, "
-                             f"got {got}): the file is truncated, corrupt or was changed. Restore it from the "
-                             f"repository (git checkout -- {weights_path.name}). {rebuild}")
+    weights, meta = load_weights(folder, name, "pretrained base",
+                                 f"Rebuild it with:  python -m genai_lib pretrain --out {folder}", BaseModelError)
     model = GPT(GPTConfig(**meta["config"]))
-    weights = load_file(str(weights_path))
     weights["lm_head.weight"] = weights["token_embedding.weight"]
     model.load_state_dict(weights)
     return model.eval(), CharTokenizer.from_dict(meta["tokenizer"]), meta

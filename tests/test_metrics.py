@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import math
 from pathlib import Path
 
@@ -26,10 +27,12 @@ from torch.nn import functional as F
 
 from genai_lib import checkpoint as ckpt
 from genai_lib import metrics
-from genai_lib.data import load_digits
-from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, classifier_cache_path, fd_digits,
-                               frechet_distance, held_out_sample, load_or_train_classifier, real_floor)
+from genai_lib.data import ImageData, load_digits
+from genai_lib.metrics import (PINNED_DIR, accuracy, class_accuracy, class_coverage, classifier_cache_path,
+                               fd_digits, frechet_distance, held_out_sample, load_or_train_classifier,
+                               load_pinned_classifier, pin_classifier, real_floor)
 from genai_lib.models import DigitClassifier
+from genai_lib.shipped import ShippedWeightsError
 
 RTOL = 1e-9  # float64 rounding in a few small matrix products and eigendecompositions
 
@@ -246,7 +249,7 @@ def trained(digits, tmp_path_factory):
         mp.setenv("GENAI_DATA", str(folder))
         out = io.StringIO()
         with one_thread(), contextlib.redirect_stdout(out):
-            classifier = load_or_train_classifier(digits, progress=False, device="cpu")
+            classifier = load_or_train_classifier(digits, pinned=False, progress=False, device="cpu")
         yield classifier, out.getvalue(), folder
 
 
@@ -262,7 +265,7 @@ def test_the_classifier_is_accurate_on_held_out_digits(trained, digits):
 
 def test_a_second_call_loads_the_cache(trained, digits, capsys):
     classifier, _, folder = trained
-    loaded = load_or_train_classifier(digits, cache_dir=folder / "classifiers", steps=1, device="cpu")
+    loaded = load_or_train_classifier(digits, cache_dir=folder / "classifiers", pinned=False, steps=1, device="cpu")
     assert capsys.readouterr().out.startswith("Loaded the digits classifier")
     for key, value in classifier.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
@@ -291,11 +294,11 @@ def test_a_bad_cache_file_is_retrained_with_a_note(trained, digits, tmp_path, ca
     path.write_bytes((trained[2] / "classifiers" / "digits.pt").read_bytes())
     spoil(path)
     with one_thread():
-        load_or_train_classifier(digits, cache_dir=tmp_path, steps=20, progress=False, device="cpu")
+        load_or_train_classifier(digits, cache_dir=tmp_path, pinned=False, steps=20, progress=False, device="cpu")
     out = capsys.readouterr().out
     assert out.startswith(f"Note: the cached classifier {path} cannot be used") and reason in out
     assert "Trained a digits classifier" in out
-    load_or_train_classifier(digits, cache_dir=tmp_path, device="cpu")  # the file was overwritten: it loads
+    load_or_train_classifier(digits, cache_dir=tmp_path, pinned=False, device="cpu")  # the file was overwritten: it loads
     assert capsys.readouterr().out.startswith("Loaded")
 
 
@@ -339,3 +342,59 @@ def test_metrics_imports_nothing_a_person_sees():
     assert "genai_lib.train" in imported  # the check sees the imports
     banned = {"genai_lib.viz", "genai_lib.widgets", "genai_lib.cli", "matplotlib", "ipywidgets"}
     assert not {name for name in imported if name in banned or name.split(".")[0] in banned}
+
+
+# ---------------------------------------------------------------- the pinned classifier
+
+
+def test_the_digits_load_the_pinned_classifier_everywhere(digits, capsys, tmp_path, monkeypatch):
+    """Every machine scores digits with the same shipped weights, whatever its cache holds."""
+    monkeypatch.setenv("GENAI_DATA", str(tmp_path))  # an empty cache: nothing is trained or written
+    classifier = load_or_train_classifier(digits, device="cpu")
+    out = capsys.readouterr().out
+    assert out.startswith("Loaded the course's pinned digits classifier (data/classifiers/digits.safetensors")
+    meta = json.loads((PINNED_DIR / "digits.json").read_text())
+    acc = accuracy(classifier, digits.val_images, digits.val_labels)
+    assert f"{100 * acc:.1f}%" in out and round(acc, 4) == meta["held_out_accuracy"]
+    assert acc >= 0.97 and not classifier.training
+    assert not (tmp_path / "classifiers").exists()
+    assert str(tmp_path) not in out and "/" + "home" not in out  # no machine path in a chapter's output
+
+
+def _pinned_copy(tmp_path, steps=5):
+    """A small pinned classifier written by pin_classifier into tmp_path."""
+    with one_thread(), contextlib.redirect_stdout(io.StringIO()):
+        pin_classifier(load_digits(), tmp_path, steps=steps, progress=False)
+    return tmp_path
+
+
+def test_pin_classifier_round_trip_and_its_checks(tmp_path):
+    folder = _pinned_copy(tmp_path)
+    meta = json.loads((folder / "digits.json").read_text())
+    assert meta["command"] == "python -m genai_lib pretrain --classifier" and meta["network"]["feature_dim"] == 64
+    loaded = load_pinned_classifier(load_digits(), folder, device="cpu")
+    assert not loaded.training
+    # one flipped byte in the weights: refused, with the way to restore or rebuild it
+    weights = folder / "digits.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-3] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ShippedWeightsError, match="does not match its recorded SHA-256.*pretrain --classifier"):
+        load_pinned_classifier(load_digits(), folder)
+    weights.unlink()
+    with pytest.raises(ShippedWeightsError, match="which is missing"):
+        load_pinned_classifier(load_digits(), folder)
+    (folder / "digits.json").write_text('{"weights_file": "dig')  # a truncated description
+    with pytest.raises(ShippedWeightsError, match="not a readable description"):
+        load_pinned_classifier(load_digits(), folder)
+    with pytest.raises(ShippedWeightsError, match="No pinned digits classifier"):
+        load_pinned_classifier(load_digits(), tmp_path / "nowhere")
+
+
+def test_a_pinned_classifier_for_other_images_is_refused(tmp_path):
+    folder = _pinned_copy(tmp_path)
+    digits = load_digits()
+    bigger = ImageData("digits", torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long),
+                       torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long), digits.classes)
+    with pytest.raises(ShippedWeightsError, match=r"made for images \(1, 8, 8\).*\(1, 16, 16\)"):
+        load_pinned_classifier(bigger, folder)
