@@ -25,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="the full lesson even if GENAI_FAST is set")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="override a parameters-cell value, e.g. -p seed 3 (repeatable)")
-    run.add_argument("--out", type=Path, default=user_cache_dir() / "runs",
-                     help="folder for the executed notebooks (default: %(default)s)")
+    run.add_argument("--out", type=Path, default=None,
+                     help=f"folder for the executed notebooks (default: {user_cache_dir() / 'runs'}, "
+                          "where each run replaces the last)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace notebooks that already exist in an --out folder you chose")
 
     pretrain = commands.add_parser("pretrain", help="train the models that ship in data/ (chapter 04's base GPT)",
                                    description="Train the course's base character GPT on the bundled pydoc "
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                                               "outputs cleared. The check cells then say 'Not done yet'.")
     student.add_argument("--out", type=Path, default=Path("student_edition"),
                          help="folder for the student notebooks (default: %(default)s)")
+    student.add_argument("--overwrite", action="store_true",
+                         help="replace student notebooks that already exist there (your edits in them are lost)")
 
     doctor = commands.add_parser("doctor", help="check this machine: versions, device, data, run-time estimates",
                                  description="Check Python, the packages, the device, the data and the cache, "
@@ -99,6 +104,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"run: {err}")
     if not notebooks:
         parser.error(f"run: no chapters found in {runner.CHAPTERS_DIR}")
+    chosen_out = args.out is not None
+    args.out = args.out if chosen_out else user_cache_dir() / "runs"
+    if chosen_out and not args.overwrite:  # the default folder is the runner's own: each run replaces the last
+        try:
+            runner.refuse_to_overwrite([args.out / nb.name for nb in notebooks], runner.list_chapters())
+        except FileExistsError as err:
+            parser.error(f"run: {err}")
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
     fast = True if args.fast else (False if args.full else None)
     results = []
@@ -156,7 +168,12 @@ def _student(args: argparse.Namespace) -> int:
     from genai_lib import runner
     from genai_lib.student import write_student_edition
 
-    for path, n in write_student_edition(runner.list_chapters(), args.out):
+    try:
+        written = write_student_edition(runner.list_chapters(), args.out, overwrite=args.overwrite)
+    except FileExistsError as err:
+        print(f"student: {err}", file=sys.stderr)
+        return 1
+    for path, n in written:
         print(f"{path}: {n} exercise{'s' if n != 1 else ''} without solutions")
     return 0
 

@@ -53,6 +53,25 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def refuse_to_overwrite(targets: list[Path], sources: list[Path], flag: str = "--overwrite") -> None:
+    """Raise :class:`FileExistsError` if writing ``targets`` would replace a file that exists.
+
+    The message names the files, says which of them are the course's own
+    ``sources`` (written over, their solutions and outputs would be lost), and
+    names the ``flag`` that allows it.
+    """
+    existing = [t for t in targets if t.exists()]
+    if not existing:
+        return
+    source_set = {s.resolve() for s in sources}
+    own = [t for t in existing if t.resolve() in source_set]
+    names = "\n".join(f"  {t}" + ("   (a chapter of the course itself)" if t in own else "") for t in existing)
+    why = ("Writing there would replace the course's own chapters. Choose another folder with --out. "
+           if own else "They may hold your own work. Choose another folder with --out, ")
+    raise FileExistsError(f"Not writing: {len(existing)} file(s) already exist:\n{names}\n{why}"
+                          f"or pass {flag} if you really mean to replace them.")
+
+
 def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
                 fast: bool | None = None) -> RunResult:
     """Execute ``notebook`` top to bottom into ``out_dir`` and time it.

@@ -67,10 +67,20 @@ def student_notebook(nb):
     return nb
 
 
-def write_student_edition(chapters: list[Path], out_dir: Path) -> list[tuple[Path, int]]:
-    """Write the student version of each chapter into ``out_dir``; return ``(path, exercises stubbed)`` pairs."""
+def write_student_edition(chapters: list[Path], out_dir: Path,
+                          overwrite: bool = False) -> list[tuple[Path, int]]:
+    """Write the student version of each chapter into ``out_dir``; return ``(path, exercises stubbed)`` pairs.
+
+    Refuses (:class:`FileExistsError`, naming the files) to replace a notebook
+    that already exists there, which may be a learner's edited copy or the
+    course's own chapter, unless ``overwrite=True``.
+    """
     import nbformat
 
+    from genai_lib.runner import refuse_to_overwrite
+
+    if not overwrite:
+        refuse_to_overwrite([out_dir / p.name for p in chapters], chapters)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in chapters:

@@ -77,3 +77,39 @@ def test_data_fetch_refuses_unknown_names_and_reports_failures(capsys, monkeypat
     assert cli.main(["data", "fetch", "mnist", "tinyshakespeare"]) == 1
     err = capsys.readouterr().err
     assert "mnist: FAILED: no network for mnist" in err and "tinyshakespeare: FAILED" in err
+
+
+# ---------------------------------------------------------------- never overwrite a learner's work
+
+
+def test_student_refuses_to_overwrite_edited_notebooks_and_the_course(tmp_path, capsys):
+    out = tmp_path / "student_edition"
+    assert cli.main(["student", "--out", str(out)]) == 0
+    mine = out / "00_welcome.ipynb"
+    mine.write_text(mine.read_text().replace("NotImplementedError", "my answer", 1))  # a learner's edit
+    before = mine.read_text()
+    assert cli.main(["student", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "already exist" in err and str(mine) in err and "--overwrite" in err
+    assert mine.read_text() == before  # nothing was written
+    # the course's own chapters: refused, and said so
+    sources = {p: p.read_bytes() for p in runner.list_chapters()}
+    assert cli.main(["student", "--out", str(runner.CHAPTERS_DIR)]) == 1
+    assert "(a chapter of the course itself)" in capsys.readouterr().err
+    assert all(p.read_bytes() == b for p, b in sources.items())
+    assert cli.main(["student", "--out", str(out), "--overwrite"]) == 0  # told to: it does
+    assert mine.read_text() != before
+
+
+def test_run_refuses_to_write_over_the_chapters_or_earlier_files(tmp_path, capsys):
+    sources = {p: p.read_bytes() for p in runner.list_chapters()}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "00", "--out", str(runner.CHAPTERS_DIR)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "(a chapter of the course itself)" in err and "--overwrite" in err
+    assert all(p.read_bytes() == b for p, b in sources.items())
+    (tmp_path / "00_welcome.ipynb").write_text("my notes")
+    with pytest.raises(SystemExit):
+        cli.main(["run", "00", "--out", str(tmp_path)])
+    assert "may hold your own work" in capsys.readouterr().err
+    assert (tmp_path / "00_welcome.ipynb").read_text() == "my notes"
