@@ -6,10 +6,14 @@ schedulers, the gradient scalers, the step, the history, and every random
 number generator. It is written atomically (a temporary file, then a rename),
 so a crash while saving never leaves a half-written checkpoint behind, and it
 is read with ``torch.load(weights_only=True)``, which refuses to run code
-hidden in a file.
+hidden in a file. Every file written here is sealed with the SHA-256 of its
+contents, checked on load, so a byte changed on disk is refused with a clear
+error instead of resuming from a damaged weight.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 import tempfile
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 FORMAT = "genai_lib.checkpoint/1"
+SEALED = "genai_lib.sealed/1"  # the envelope of every file atomic_save writes: a payload and its SHA-256
 
 
 class CheckpointError(RuntimeError):
@@ -89,13 +94,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    """Save ``obj`` sealed with its SHA-256: to a temporary file next to ``path``, then renamed into place.
+
+    The file is ``torch.save`` of ``{"format": SEALED, "sha256": ..., "payload": the bytes of
+    torch.save(obj)}``; :func:`load_file` checks the digest before it unpacks the payload.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot save to {path}: it is a folder. Give a file name, e.g. {path / 'run.pt'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    sealed = {"format": SEALED, "sha256": hashlib.sha256(payload).hexdigest(),
+              "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            torch.save(sealed, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
@@ -105,23 +121,42 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def _safe_load(path: Path, what: str, advice: str) -> Any:
-    """``torch.load`` with ``weights_only=True`` (no code runs), or a :class:`CheckpointError` that says why not."""
+def load_file(path: str | Path, what: str = "checkpoint", advice: str = "") -> Any:
+    """Read a file written by :func:`atomic_save`, after checking its SHA-256; or raise :class:`CheckpointError`.
+
+    Loading uses ``weights_only=True``: no code in the file can run. A file
+    that is not sealed (written by ``torch.save`` directly, or by an older
+    genai_lib) is returned as it is. ``what`` and ``advice`` go into the messages.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"The {what} path {path} is a folder, not a file. Give the file's path, "
+                              f"e.g. {path / 'run.pt'}.")
     if not path.is_file():
         raise CheckpointError(f"No {what} at {path}.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for bad files
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else "no details"
+        size = path.stat().st_size
         raise CheckpointError(
-            f"The {what} {path} cannot be read: it is truncated, corrupt, or not a {what} "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). {advice}"
+            f"The {what} {path} cannot be read ({size:,} bytes): it is truncated, corrupt, or not a {what} "
+            f"({type(err).__name__}: {detail}). {advice}".rstrip()
         ) from None
+    if not (isinstance(state, dict) and state.get("format") == SEALED):
+        return state
+    payload = state["payload"].numpy().tobytes()
+    if hashlib.sha256(payload).hexdigest() != state["sha256"]:
+        raise CheckpointError(
+            f"The {what} {path} is damaged: its contents do not match the SHA-256 saved with them (a byte "
+            f"changed on disk, or a copy went wrong). Nothing was loaded from it. {advice}".rstrip())
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file safely, or raise a :class:`CheckpointError` that says why not."""
     path = Path(path)
-    state = _safe_load(path, "checkpoint", "Delete it to start training afresh, or pass another checkpoint_path.")
+    state = load_file(path, "checkpoint", "Delete it to start training afresh, or pass another checkpoint_path.")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is a torch file but not a genai_lib training checkpoint "
@@ -183,7 +218,7 @@ def load_model(path: str | Path, model_class: type[nn.Module], config_class: typ
     Rebuild the tokenizer with :func:`genai_lib.data.tokenizer_from_dict`.
     """
     path = Path(path)
-    state = _safe_load(path, "saved model", "Save it again with save_model.")
+    state = load_file(path, "saved model", "Save it again with save_model.")
     if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path} is not a genai_lib model file (expected format {MODEL_FORMAT!r}); "
                               f"a training checkpoint is loaded by fit(..., checkpoint_path=...) instead.")

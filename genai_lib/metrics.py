@@ -113,9 +113,10 @@ def classifier_cache_path(data: ImageData, cache_dir: str | Path | None = None) 
 def _load_cached(path: Path, model: DigitClassifier) -> None:
     """Load cached weights into ``model``, or raise :class:`CheckpointError` saying why they don't fit."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for bad files
-        raise ckpt.CheckpointError(f"it cannot be read ({type(err).__name__})") from None
+        state = ckpt.load_file(path, "cached classifier")
+    except ckpt.CheckpointError as err:
+        reason = "it is damaged" if "damaged" in str(err) else "it cannot be read"
+        raise ckpt.CheckpointError(reason) from None
     if not isinstance(state, dict) or state.get("format") != CACHE_FORMAT:
         raise ckpt.CheckpointError(f"it is not a {CACHE_FORMAT} file")
     problems = ckpt.compare_fingerprints("classifier", state["fingerprint"], ckpt.fingerprint(model))

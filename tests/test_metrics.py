@@ -281,10 +281,10 @@ def _foreign(path):
 
 
 def _other_network(path):
-    state = torch.load(path, weights_only=True)
+    state = ckpt.load_file(path)
     other = DigitClassifier(feature_dim=32)
     state["fingerprint"], state["model"] = ckpt.fingerprint(other), other.state_dict()
-    torch.save(state, path)
+    ckpt.atomic_save(state, path)
 
 
 @pytest.mark.parametrize("spoil, reason", [(_truncate, "cannot be read"), (_foreign, "not a genai_lib"),

@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from genai_lib import checkpoint as ckpt
 from genai_lib import distributed
 from genai_lib.train import EpochBatches, fit
 from genai_lib.train_gpt import GPTRun, parse_args, read_log, run
@@ -242,6 +243,6 @@ def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
     one = run(GPTRun(steps=8, n_layer=1, n_embd=32, batch_size=16, device="cpu", progress="off", log_every=2,
                      checkpoint=str(tmp_path / "single.pt")))
     assert one["world_size"] == 1
-    both = torch.load(tmp_path / "gpt.pt", weights_only=True)["models"]["model"]
-    single = torch.load(tmp_path / "single.pt", weights_only=True)["models"]["model"]
+    both = ckpt.load_file(tmp_path / "gpt.pt")["models"]["model"]
+    single = ckpt.load_file(tmp_path / "single.pt")["models"]["model"]
     assert_same_weights(single, both)

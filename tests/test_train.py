@@ -247,7 +247,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ckpt.atomic_save({"v": torch.zeros(1)}, path)
     monkeypatch.undo()
-    assert torch.equal(torch.load(path, weights_only=True)["v"], torch.ones(1))
+    assert torch.equal(ckpt.load_file(path)["v"], torch.ones(1))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
 
 
@@ -271,3 +271,28 @@ def test_an_unknown_progress_style_is_a_clear_error():
     model = make_net()
     with pytest.raises(ValueError, match="progress must be"):
         fit(model, mse(model), regression_data(), steps=2, progress="fancy")
+
+
+def test_a_flipped_byte_in_a_checkpoints_tensors_is_refused(tmp_path):
+    """A checkpoint carries the SHA-256 of its contents: one changed byte and nothing is loaded from it."""
+    path = trained_checkpoint(tmp_path)
+    raw = bytearray(path.read_bytes())
+    inner = ckpt.torch.load(path, weights_only=True)["payload"].numpy().tobytes()  # the sealed contents
+    start = raw.find(inner[len(inner) // 2: len(inner) // 2 + 64])  # somewhere inside the tensors' bytes
+    assert start > 0
+    raw[start + 10] ^= 0x40
+    path.write_bytes(bytes(raw))
+    model = make_net()
+    with pytest.raises(ckpt.CheckpointError, match="damaged: its contents do not match the SHA-256"):
+        fit(model, mse(model), regression_data(), steps=5, checkpoint_path=path, progress=False)
+
+
+def test_empty_files_and_folders_as_checkpoints_get_clear_errors(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ckpt.CheckpointError, match=r"cannot be read \(0 bytes\)"):
+        ckpt.read_checkpoint(empty)
+    with pytest.raises(ckpt.CheckpointError, match="is a folder, not a file"):
+        ckpt.read_checkpoint(tmp_path)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        ckpt.atomic_save({"v": 1}, tmp_path)
