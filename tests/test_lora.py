@@ -7,10 +7,12 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 
 from genai_lib.losses import next_token_loss
 from genai_lib.models import GPT, GPTConfig
-from genai_lib.models.lora import LoRALinear, inject_lora, merge_lora, trainable_parameters, unmerge_lora
+from genai_lib.models.lora import (LoRALinear, inject_lora, lora_layers, merge_lora, trainable_parameters,
+                                   unmerge_lora)
 from genai_lib.train import fit
 
 transformers = pytest.importorskip("transformers")
@@ -146,3 +148,23 @@ def test_our_lora_equals_peft_lora_with_the_same_adapter_weights():
     x = tokens(vocab=50)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), peft_model(input_ids=x).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_merged_model_round_trips_through_its_state_dict():
+    """The merged flag travels with the weights: the update is applied once, not twice."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    inject_lora(model, r=2, targets=("0", "2"))
+    for layer in lora_layers(model):
+        nn.init.normal_(layer.lora_B)  # a trained adapter: B is no longer zero
+    x = torch.randn(4, 6)
+    merge_lora(model)
+    want = model(x)
+    fresh = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    inject_lora(fresh, r=2, targets=("0", "2"))
+    fresh.load_state_dict(model.state_dict())
+    assert all(layer.merged for layer in lora_layers(fresh))
+    torch.testing.assert_close(fresh(x), want, rtol=0, atol=0)
+    unmerge_lora(fresh)  # and the adapter can still be taken out again
+    unmerge_lora(model)
+    torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)

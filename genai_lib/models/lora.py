@@ -63,6 +63,14 @@ class LoRALinear(nn.Module):
             self.base.weight -= self.delta_weight()
             self.merged = False
 
+    # Whether the update is inside base.weight is part of the layer's state: a merged layer's
+    # state_dict holds W + (alpha / r) B A, and loading it into an unmerged layer would add B A twice.
+    def get_extra_state(self) -> Tensor:
+        return torch.tensor(self.merged)
+
+    def set_extra_state(self, state: Tensor) -> None:
+        self.merged = bool(state)
+
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
 
