@@ -93,6 +93,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- files
 
 
+def remove_leftovers(folder: Path, pattern: str) -> list[Path]:
+    """Delete the temporary files matching ``pattern`` in ``folder`` that a killed write left behind.
+
+    A write that is killed outright (SIGKILL, a power cut) cannot clean up
+    after itself; the next write of the same file does it. Returns what was removed.
+    """
+    removed = []
+    for leftover in folder.glob(pattern):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """Save ``obj`` sealed with its SHA-256: to a temporary file next to ``path``, then renamed into place.
 
@@ -108,6 +122,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     payload = buffer.getvalue()
     sealed = {"format": SEALED, "sha256": hashlib.sha256(payload).hexdigest(),
               "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
+    remove_leftovers(path.parent, path.name + ".*.tmp")  # from a save that was killed (SIGKILL, power)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -266,6 +266,18 @@ def test_fetch_interrupted_download_writes_nothing(tmp_path, remote, monkeypatch
     assert list(dest.parent.iterdir()) == []
 
 
+def test_a_killed_downloads_partial_file_is_removed_by_the_next_one(tmp_path, remote):
+    """SIGKILL leaves a hidden .part file (no cleanup code runs); the next download removes it."""
+    dest = tmp_path / "out" / "payload.bin"
+    dest.parent.mkdir()
+    orphan = dest.parent / ".payload.bin.k3x9q.part"
+    orphan.write_bytes(b"half a file")
+    other = dest.parent / ".other.bin.k3x9q.part"  # another file's download: not ours to remove
+    other.write_bytes(b"x")
+    data.fetch([remote.as_uri()], dest, sha256_of(remote), what="test payload")
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".other.bin.k3x9q.part", "payload.bin"]
+
+
 # ---------------------------------------------------------------- text
 
 

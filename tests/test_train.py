@@ -296,3 +296,14 @@ def test_empty_files_and_folders_as_checkpoints_get_clear_errors(tmp_path):
         ckpt.read_checkpoint(tmp_path)
     with pytest.raises(IsADirectoryError, match="it is a folder"):
         ckpt.atomic_save({"v": 1}, tmp_path)
+
+
+def test_a_killed_saves_temporary_files_are_removed_by_the_next_save(tmp_path):
+    """SIGKILL during a save leaves model.pt.XXXX.tmp (no cleanup code runs); the next save removes it."""
+    orphans = [tmp_path / "model.pt.a1b2c3.tmp", tmp_path / "model.pt.zz9.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a checkpoint")
+    keep = tmp_path / "other.pt.a1b2c3.tmp"  # another file's save: not ours to remove
+    keep.write_bytes(b"x")
+    trained_checkpoint(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "other.pt.a1b2c3.tmp"]

@@ -4,7 +4,8 @@ The file is streamed into a temporary file next to its destination and only
 moved into place (``os.replace``, atomic on one file system) once its checksum
 matches. So whatever happens (no network, a wrong file, Ctrl-C halfway), the
 destination either holds the exact file or nothing, and no temporary file is
-left behind.
+left behind; a partial file left by a download that was killed outright (SIGKILL) is
+removed by the next download of the same file.
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def fetch(urls: list[str] | tuple[str, ...], dest: Path, sha256: str, what: str,
 
 def _download_verified(url: str, dest: Path, expected: str, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``dest``; move it into place if it checks out."""
+    # A download killed outright (SIGKILL) could not remove its partial file: this one does.
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        leftover.unlink(missing_ok=True)
     # Same folder as dest, so os.replace is a rename, not a copy across disks.
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
