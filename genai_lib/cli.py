@@ -112,6 +112,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         except FileExistsError as err:
             parser.error(f"run: {err}")
     parameters = {name: runner.parse_value(value) for name, value in args.parameter}
+    for nb in notebooks:
+        try:
+            runner.check_parameters(nb, parameters)
+        except ValueError as err:
+            parser.error(f"run: {err}")
     fast = True if args.fast else (False if args.full else None)
     results = []
     for nb in notebooks:

@@ -45,6 +45,63 @@ def find_chapters(name: str, folder: Path = CHAPTERS_DIR) -> list[Path]:
     raise ValueError(f"No chapter matches {name!r}. Chapters: {known}.")
 
 
+_UNKNOWN = object()  # a parameter whose default is not a plain literal
+
+
+def chapter_parameters(notebook: Path) -> dict[str, Any]:
+    """The names a chapter's ``parameters`` cell assigns, each with its default (the full-mode one of a ``pick``).
+
+    A default that is not a plain literal is given as ``None`` to callers who
+    only need the names; :func:`check_parameters` then accepts any value for it.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    found: dict[str, Any] = {}
+    for cell in cells:
+        for node in ast.parse(cell.source).body:
+            if not isinstance(node, ast.Assign):
+                continue
+            names = [t for target in node.targets
+                     for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+            values = node.value.elts if isinstance(node.value, ast.Tuple) and len(names) > 1 else [node.value]
+            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "pick":
+                full = next((k.value for k in node.value.keywords if k.arg == "full"), None)
+                values = full.elts if isinstance(full, ast.Tuple) and len(names) > 1 else [full]
+            for i, name in enumerate(names):
+                if isinstance(name, ast.Name):
+                    try:
+                        found[name.id] = ast.literal_eval(values[i]) if i < len(values) else _UNKNOWN
+                    except (ValueError, TypeError, SyntaxError):
+                        found[name.id] = _UNKNOWN
+    return found
+
+
+def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
+    """Raise :class:`ValueError` for a parameter the chapter does not have, or a value of the wrong kind.
+
+    The message lists the chapter's parameters with their defaults. A value
+    may replace a default of the same type (an int for a float is fine), and
+    anything may replace ``None`` or a default that is not a plain literal.
+    """
+    known = chapter_parameters(notebook)
+    listing = ", ".join(f"{k}={'...' if v is _UNKNOWN else repr(v)}" for k, v in known.items())
+    for name, value in parameters.items():
+        if name not in known:
+            raise ValueError(f"{notebook.stem} has no parameter {name!r}. Its parameters: {listing}.")
+        default = known[name]
+        if default is _UNKNOWN or default is None:
+            continue
+        ok = (isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+              or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple))))
+        if isinstance(value, bool) and not isinstance(default, bool):  # True is an int to Python, not here
+            ok = False
+        if not ok:
+            raise ValueError(f"{notebook.stem}: {name} should be a {type(default).__name__} like its default "
+                             f"{default!r}; got {value!r} ({type(value).__name__}). Its parameters: {listing}.")
+
+
 def parse_value(text: str) -> Any:
     """A parameter value from the command line: a Python literal if it is one, else a string."""
     try:

@@ -113,3 +113,21 @@ def test_run_refuses_to_write_over_the_chapters_or_earlier_files(tmp_path, capsy
         cli.main(["run", "00", "--out", str(tmp_path)])
     assert "may hold your own work" in capsys.readouterr().err
     assert (tmp_path / "00_welcome.ipynb").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("name, value, said", [
+    ("nosuchparam", "3", "00_welcome has no parameter 'nosuchparam'. Its parameters: n_points=4000"),
+    ("seed", "notanint", "seed should be a int like its default 0; got 'notanint'"),
+    ("lr", "True", "lr should be a float"),
+])
+def test_run_refuses_unknown_parameters_and_values_of_the_wrong_kind(capsys, tmp_path, name, value, said):
+    with pytest.raises(SystemExit) as exit_info:  # refused before any kernel starts
+        cli.main(["run", "00", "-p", name, value, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and said in capsys.readouterr().err.replace("\n", " ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parameters_of_the_right_kind_are_accepted():
+    chapter = runner.find_chapters("00")[0]
+    runner.check_parameters(chapter, {"seed": 3, "lr": 1, "device": "cpu", "steps": 10})  # int for a float: fine
+    assert set(runner.chapter_parameters(chapter)) >= {"n_points", "steps", "seed", "device"}
