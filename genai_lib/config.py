@@ -132,7 +132,11 @@ def data_dirs() -> list[Path]:
     """
     override = os.environ.get("GENAI_DATA")
     if override:
-        return [Path(override).expanduser()]
+        folder = Path(override).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"GENAI_DATA={override!r} is a file, not a folder. Point it at the folder "
+                                     f"that holds your data (for example the one with mnist/ in it), or unset it.")
+        return [folder]
     dirs = [REPO_DATA_DIR] if REPO_DATA_DIR.is_dir() else []
     return dirs + [user_cache_dir()]
 

@@ -90,7 +90,12 @@ def check_packages() -> list[Check]:
 def check_device() -> list[Check]:
     from genai_lib.config import get_device
 
-    device = get_device()
+    try:
+        device = get_device()
+    except ValueError as err:  # GENAI_DEVICE names a device this machine lacks: a failed check, not a crash
+        return [Check("device", "device", False, f"{err} (it comes from GENAI_DEVICE="
+                                                 f"{os.environ.get('GENAI_DEVICE')!r}: unset it or fix it)"),
+                Check("device", "torch", True, f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}")]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         detail = (f"{props.name}, {props.total_memory / 2**30:.1f} GiB, bf16 "
@@ -187,7 +192,7 @@ def failures(checks: list[Check]) -> list[str]:
 def run(benchmark: bool = True) -> tuple[list[Check], list[str]]:
     checks = check_python() + check_packages() + check_device() + check_data()
     lines = []
-    if benchmark:
+    if benchmark and not any(c.section == "device" and not c.ok for c in checks):
         step_s = micro_benchmark()
         lines = [f"micro-benchmark: {step_s * 1000:.0f} ms per GPT training step here, "
                  f"{REFERENCE_STEP_S * 1000:.0f} ms on the reference machine (2 CPU cores). "

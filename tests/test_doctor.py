@@ -68,3 +68,23 @@ def test_estimates_scale_the_reference_times():
     line = next(line for line in lines if "04_finetuning" in line)
     assert f"{2 * fast:4.1f}" in line and f"{2 * full:5.1f}" in line
     assert doctor.micro_benchmark(steps=1) > 0
+
+
+def test_a_bad_genai_device_is_a_failed_check_not_a_crash(monkeypatch, capsys):
+    monkeypatch.setenv("GENAI_DEVICE", "cuda:7")  # this machine has no such GPU (CI has none at all)
+    monkeypatch.setattr(doctor.torch.cuda, "is_available", lambda: False)
+    assert cli_main(["doctor"]) == 1  # the micro-benchmark is skipped: it would train on that device
+    out = capsys.readouterr().out
+    assert "[FAIL] device" in out and "GENAI_DEVICE='cuda:7'" in out and "NOT READY" in out
+
+
+def test_genai_data_pointing_at_a_file_says_so(tmp_path, monkeypatch):
+    from genai_lib.config import data_dirs
+
+    a_file = tmp_path / "mnist.zip"
+    a_file.write_bytes(b"")
+    monkeypatch.setenv("GENAI_DATA", str(a_file))
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        data_dirs()
+    optional = [c for c in doctor.check_data() if "(optional)" in c.name]
+    assert all("is a file, not a folder" in c.detail for c in optional)
