@@ -19,6 +19,8 @@ processes (:mod:`genai_lib.distributed`).
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -310,9 +312,13 @@ def fit(
     completed steps, from 1).
 
     With ``checkpoint_path``, the full training state is saved every
-    ``checkpoint_every`` steps, at the end, and on Ctrl-C. With ``resume=True``
+    ``checkpoint_every`` steps, at the end, and on Ctrl-C: the first Ctrl-C
+    (or Jupyter's stop button) lets the step under way finish, saves, then
+    raises KeyboardInterrupt; a second one stops at once. With ``resume=True``
     an existing checkpoint there is loaded and training continues from its
-    step; ``stop_after=k`` ends this call after step k (the schedule still
+    step, exactly as if it had not stopped; a checkpoint saved with other
+    settings (learning rate, weight decay, batch, schedule...) is refused with
+    the list of differences, since resuming would quietly keep its own; ``stop_after=k`` ends this call after step k (the schedule still
     spans ``steps``), so a long run can be split into sessions.
     ``extra_modules`` are saved and restored with the models (an EMA copy, say).
 
@@ -334,6 +340,14 @@ def fit(
         raise ValueError(f"steps must be at least 1, got {steps}.")
     if accumulate < 1:
         raise ValueError(f"accumulate must be at least 1 (micro-batches per optimizer step), got {accumulate}.")
+    for name, value in (("batch_size", batch_size), ("log_every", log_every)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}.")
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after must be a step of at least 1 (or None, to train all {steps} steps); "
+                         f"got {stop_after}, which would train nothing.")
+    if checkpoint_path is not None:
+        _check_writable(Path(checkpoint_path))  # now, not after the last step
 
     modules: dict[str, nn.Module] = {o.name: o.model for o in objectives}
     modules.update(extra_modules or {})
@@ -360,12 +374,16 @@ def fit(
         first = (step * process.world_size + process.rank) * accumulate
         return [to_device(get_batch(first + j), device) for j in range(accumulate)]
 
+    settings = {"batch_size": getattr(data, "batch_size", batch_size), "accumulate": accumulate,
+                "warmup_steps": warmup_steps, "schedule": schedule, "min_lr_ratio": min_lr_ratio,
+                "grad_clip": grad_clip, "precision": precision, "seed": seed}
     history, start = History(), 0
     window: dict[str, Tensor] = {}  # metric sums since the last log, and how many steps they hold
     window_count: dict[str, int] = {}
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         state = ckpt.read_checkpoint(checkpoint_path)
         ckpt.check_models_match(checkpoint_path, state, modules)
+        _check_same_settings(checkpoint_path, state, settings, objectives, optimizers)
         start = _restore(state, modules, objectives, optimizers, schedulers, scalers, history, process)
         window.update(state["window"]["sums"])
         window_count.update(state["window"]["counts"])
@@ -386,6 +404,7 @@ def fit(
             return
         # every rank takes part (its random state, its metric sums); rank 0 writes the file
         state = _state(step, steps, modules, objectives, optimizers, schedulers, scalers, history)
+        state["settings"] = settings
         state["rng_per_rank"] = distributed.gather_objects(state["rng"])
         state["window"] = {"sums": _mean_over_ranks(window, device), "counts": dict(window_count)}
         if process.is_main:
@@ -400,6 +419,9 @@ def fit(
                         disable=start >= end or not process.is_main)
     step = start
     mid_step = False  # True while models may be half-updated (one objective stepped, not the next)
+    # Ctrl-C (or Jupyter's stop button) while a checkpoint is kept: finish the step under way, save, stop.
+    stop = _StopAfterThisStep(enabled=checkpoint_path is not None and not process.distributed)
+    stop.install()
     try:
         while step < end:
             mid_step = True
@@ -438,20 +460,116 @@ def fit(
             if checkpoint_every and step % checkpoint_every == 0:
                 save(step)
             bar.update(1)
+            if stop.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
+        stop.remove()
         bar.close()
         if checkpoint_path is not None and not mid_step and not process.distributed:
             save(step)
-            print(f"Interrupted after step {step}; saved {checkpoint_path}. Run the same cell to resume.")
+            print(f"Interrupted after step {step}; saved {checkpoint_path} at step {step}. "
+                  f"Run the same cell to resume.")
         elif checkpoint_path is not None and process.is_main:
-            # (with several processes, saving would wait for ranks that may be gone)
-            print(f"Interrupted during step {step + 1}; kept the last periodic checkpoint in {checkpoint_path}.")
+            # (a second Ctrl-C mid-step; or several processes, where saving would wait for ranks that may be gone)
+            kept = Path(checkpoint_path)
+            held = f"it holds step {ckpt.read_checkpoint(kept)['step']}" if kept.is_file() else "none was written yet"
+            print(f"Interrupted during step {step + 1}; kept the last periodic checkpoint, {checkpoint_path}: "
+                  f"{held}.")
         raise
+    finally:
+        stop.remove()
     bar.close()
     save(step)
     for m in modules.values():
         m.eval()
     return history
+
+
+class _StopAfterThisStep:
+    """While installed, the first Ctrl-C (SIGINT) only asks the loop to stop after the step under way.
+
+    A step interrupted half-way leaves weights and optimizer states half-updated,
+    which no checkpoint should hold; so the loop finishes the step, saves, and
+    then raises KeyboardInterrupt itself. A second Ctrl-C stops at once. Only
+    the main thread can handle signals; elsewhere this does nothing.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self.previous: Any = None
+
+    def _ask(self, signum: int, frame: Any) -> None:
+        if self.requested:  # asked twice: stop now
+            self.remove()
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nStopping after this step, once its checkpoint is saved (Ctrl-C again to stop at once).",
+              flush=True)
+
+    def install(self) -> None:
+        if self.enabled and self.previous is None:
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._ask)
+
+    def remove(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training, not after it, if the checkpoint cannot be written where asked."""
+    if path.is_dir():
+        raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'run.pt'}.")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{path.name}.write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"Cannot write the checkpoint {path}: {err.strerror or err}. Choose a folder you "
+                              f"can write to (checkpoint_path=...).") from None
+
+
+_HYPERPARAMETERS = ("initial_lr", "betas", "eps", "weight_decay", "momentum", "nesterov", "dampening")
+
+
+def _check_same_settings(path: str | Path, state: dict[str, Any], settings: dict[str, Any],
+                         objectives: list[Objective], optimizers: list) -> None:
+    """Refuse to resume a checkpoint with settings that differ from the run that saved it.
+
+    Loading an optimizer's state brings back its saved learning rate and
+    weight decay, so a run resumed with new ones would quietly train with the
+    old. Compared: each optimizer's hyperparameters (per parameter group) and
+    ``settings`` (batch, schedule, clipping, precision, seed). ``steps`` may
+    change (with a warning): that is how a finished run is trained longer.
+    """
+    differences = []
+    saved_settings = state.get("settings", {})  # checkpoints from before this check record none
+    for key, now in settings.items():
+        then = saved_settings.get(key, now)
+        if then != now:
+            differences.append(f"{key}: {then!r} in the checkpoint, {now!r} now")
+    for o, opt in zip(objectives, optimizers):
+        saved_groups = state["optimizers"].get(o.name, {}).get("param_groups", [])
+        for i, (then, now) in enumerate(zip(saved_groups, opt.param_groups)):
+            for key in _HYPERPARAMETERS:
+                if key not in then or key not in now:
+                    continue
+                a, b = then[key], now[key]
+                a, b = (tuple(a), tuple(b)) if isinstance(a, (list, tuple)) else (a, b)
+                if a != b:
+                    where = f"{o.name} " if len(objectives) > 1 else ""
+                    name = "lr" if key == "initial_lr" else key
+                    differences.append(f"{where}{name} (parameter group {i}): {a!r} in the checkpoint, {b!r} now")
+    if differences:
+        listed = "\n  - ".join(dict.fromkeys(differences))
+        raise ckpt.CheckpointMismatchError(
+            f"The checkpoint {path} was saved by a run with other settings:\n  - {listed}\n"
+            f"Resuming would quietly keep the checkpoint's. To continue that run, use its settings; to start "
+            f"a new run with these, delete the file or give another checkpoint_path (--checkpoint).")
 
 
 def _wrap(model: nn.Module, device: torch.device, process: distributed.Process,

@@ -1,5 +1,6 @@
 """The shared training loop: learning, schedules, clipping, precision, checkpoints and resume."""
 import math
+import re
 
 import pytest
 import torch
@@ -307,3 +308,109 @@ def test_a_killed_saves_temporary_files_are_removed_by_the_next_save(tmp_path):
     keep.write_bytes(b"x")
     trained_checkpoint(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "other.pt.a1b2c3.tmp"]
+
+
+# ---------------------------------------------------------------- interrupted and changed runs
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_bitwise(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ctrl_c_mid_step_finishes_the_step_saves_it_and_resumes_bitwise(tmp_path, capsys):
+    """SIGINT lands inside a step (here: in the loss); fit ends that step, saves it, and says which step."""
+    import os
+    import signal
+
+    reference = make_net()
+    fit(reference, mse(reference), regression_data(), steps=12, batch_size=32, progress=False)
+
+    path = tmp_path / "run.pt"
+    model = make_net()
+    loss_fn, calls = mse(model), []
+    def interrupted_loss(batch):
+        calls.append(1)
+        if len(calls) == 5:  # during step 5, before its optimizer step: as a real Ctrl-C would
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss_fn(batch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, interrupted_loss, regression_data(), steps=12, batch_size=32, checkpoint_path=path,
+            progress=False)
+    out = capsys.readouterr().out
+    assert "Stopping after this step" in out and f"saved {path} at step 5" in out
+    assert ckpt.read_checkpoint(path)["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit put the handler back
+    resumed = make_net(seed=1)  # other initial weights: everything must come from the checkpoint
+    fit(resumed, mse(resumed), regression_data(), steps=12, batch_size=32, checkpoint_path=path, progress=False)
+    _assert_bitwise(_weights(resumed), _weights(reference))
+
+
+@pytest.mark.parametrize("kill_at", [1, 4, 7])
+def test_a_run_killed_outright_resumes_bitwise_from_its_last_checkpoint(tmp_path, kill_at):
+    """SIGKILL (no cleanup code runs) after step kill_at; the same command again ends where an
+    uninterrupted run ends, bit for bit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = [sys.executable, str(Path(__file__).parent / "interrupt_worker.py")]
+    reference = tmp_path / "reference.pt"
+    subprocess.run([*worker, str(tmp_path / "ref-ckpt.pt"), "10", str(reference)], check=True, timeout=120)
+    path, out = tmp_path / "run.pt", tmp_path / "final.pt"
+    child = subprocess.Popen([*worker, str(path), "10", str(out)], stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.strip() == f"step {kill_at}":
+            child.kill()
+            break
+    child.wait(timeout=60)
+    assert child.returncode == -9 and not out.exists()
+    done = subprocess.run([*worker, str(path), "10", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Resumed from" in done.stdout or kill_at < 2  # checkpoints every 2 steps: none before step 2
+    _assert_bitwise(torch.load(out, weights_only=True), torch.load(reference, weights_only=True))
+
+
+def test_resuming_with_other_settings_is_refused_with_the_differences(tmp_path):
+    path = tmp_path / "run.pt"
+    model = make_net()
+    fit(model, mse(model), regression_data(), steps=6, lr=3e-3, checkpoint_path=path, progress=False)
+    for changes, said in [(dict(lr=0.5), "lr (parameter group 0): 0.003 in the checkpoint, 0.5 now"),
+                          (dict(weight_decay=0.9), "weight_decay (parameter group 0): 0.0 in the checkpoint, 0.9"),
+                          (dict(batch_size=8), "batch_size: 64 in the checkpoint, 8 now"),
+                          (dict(grad_clip=None), "grad_clip: 1.0 in the checkpoint, None now")]:
+        other = make_net()
+        settings = dict(lr=3e-3) | changes
+        with pytest.raises(ckpt.CheckpointMismatchError, match=re.escape(said) + "(.|\n)*delete the file"):
+            fit(other, mse(other), regression_data(), steps=6, checkpoint_path=path, progress=False, **settings)
+    # more steps with the same settings is how a finished run is trained longer: allowed, with a warning
+    longer = make_net()
+    with pytest.warns(UserWarning, match="learning-rate schedule changes"):
+        fit(longer, mse(longer), regression_data(), steps=8, lr=3e-3, checkpoint_path=path, progress=False)
+
+
+@pytest.mark.parametrize("changes, said", [
+    (dict(stop_after=-5), "stop_after must be a step of at least 1"),
+    (dict(stop_after=0), "which would train nothing"),
+    (dict(batch_size=0), "batch_size must be at least 1"),
+    (dict(log_every=0), "log_every must be at least 1"),
+])
+def test_settings_that_would_train_nothing_or_crash_later_are_refused(changes, said):
+    model = make_net()
+    with pytest.raises(ValueError, match=said):
+        fit(model, mse(model), regression_data(), steps=5, progress=False, **changes)
+
+
+def test_an_unwritable_checkpoint_path_fails_before_the_first_step(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    model, before = make_net(), None
+    before = _weights(model)
+    with pytest.raises(PermissionError, match="Cannot write the checkpoint"):
+        fit(model, mse(model), regression_data(), steps=5, checkpoint_path=blocker / "run.pt", progress=False)
+    _assert_bitwise(_weights(model), before)  # refused before any training
