@@ -26,7 +26,7 @@ from genai_lib.data import load_digits
 from genai_lib.gan import gan_objectives, generate
 from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, fd_digits, held_out_sample,
                                load_or_train_classifier, real_floor)
-from genai_lib.models.gan import DCDiscriminator, DCGenerator, seed_system
+from genai_lib.models.gan import DCDiscriminator, DCGenerator, published_gan
 from genai_lib.train import fit
 from mnist_split import mnist_t10k_split
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     x = data.train_images * 2 - 1
     builds = {
-        "mlp": lambda: seed_system("pytorch", latent_dim=100, image_shape=data.shape),
+        "mlp": lambda: published_gan("pytorch", latent_dim=100, image_shape=data.shape),
         "dcgan": lambda: (DCGenerator(32, data.shape), DCDiscriminator(data.shape)),
         "cgan": lambda: (DCGenerator(32, data.shape, n_classes=10), DCDiscriminator(data.shape, n_classes=10)),
     }

@@ -7,7 +7,7 @@ from torch import nn
 
 from genai_lib import losses
 from genai_lib.gan import gan_objectives, generate
-from genai_lib.models.gan import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, seed_system
+from genai_lib.models.gan import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, published_gan
 from genai_lib.train import TrainingDivergedError, fit
 
 LOG4 = math.log(4.0)
@@ -292,15 +292,17 @@ def linear_params(widths, bias=True):
 
 
 @pytest.mark.parametrize("name, g_params, d_params", [
-    # trainable parameters from the architectures in seed_system's docstring (BN: a scale and a shift per unit)
+    # trainable parameters from the architectures in published_gan's docstring (BN: a scale and a shift per unit)
     ("mlp", linear_params([100, 256, 256, 256, 256, 784]), linear_params([784, 1024, 512, 256, 1])),
     ("pytorch", linear_params([100, 256, 512, 1024, 784]), linear_params([784, 1024, 512, 256, 1])),
     ("keras", linear_params([100, 256, 512], bias=False) + 2 * (256 + 512) + linear_params([512, 784]),
      linear_params([784, 1024, 512, 1])),
+    ("keras-narrow", linear_params([100, 256, 512, 1024], bias=False) + 2 * (256 + 512 + 1024)
+     + linear_params([1024, 784]), linear_params([784, 256, 128, 1])),
 ])
-def test_seed_systems_build_with_the_documented_sizes(name, g_params, d_params):
+def test_published_gans_build_with_the_documented_sizes(name, g_params, d_params):
     torch.manual_seed(0)
-    G, D = seed_system(name)
+    G, D = published_gan(name)
     assert sum(p.numel() for p in G.parameters()) == g_params
     assert sum(p.numel() for p in D.parameters()) == d_params
     x = G(torch.randn(2, 100))
@@ -308,9 +310,34 @@ def test_seed_systems_build_with_the_documented_sizes(name, g_params, d_params):
     assert D(x).shape == (2,)
 
 
+def test_the_narrow_keras_gan_has_the_published_layers():
+    # the architecture of published_gan's docstring, layer by layer: a wrong width, a bias before batch norm,
+    # a missing dropout or the wrong LeakyReLU slope each fails here
+    G, D = published_gan("keras-narrow")
+    g_linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in g_linears] == [(100, 256), (256, 512), (512, 1024),
+                                                                     (1024, 784)]
+    assert [m.bias is None for m in g_linears] == [True, True, True, False]   # BN follows all but the last
+    assert [m.num_features for m in G.modules() if isinstance(m, nn.BatchNorm1d)] == [256, 512, 1024]
+    assert [m.negative_slope for m in G.modules() if isinstance(m, nn.LeakyReLU)] == [0.2] * 3
+    assert isinstance(G.net[-1], nn.Tanh)
+    d_layers = [type(m).__name__ for m in D.net]
+    assert d_layers == ["Linear", "LeakyReLU", "Dropout", "Linear", "LeakyReLU", "Dropout", "Linear"]
+    d_linears = [m for m in D.net if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in d_linears] == [(784, 256), (256, 128), (128, 1)]
+    assert all(m.bias is not None for m in d_linears)
+    assert [m.p for m in D.net if isinstance(m, nn.Dropout)] == [0.3, 0.3]
+    assert [m.negative_slope for m in D.net if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2]
+    # it takes 28x28 images (N, 1, 28, 28), not flat (N, 784) vectors, and gives one logit per image
+    G.eval()
+    assert D(G(torch.randn(3, 100))).shape == (3,)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 1, 28, 28\)"):
+        D(torch.randn(3, 784))
+
+
 def test_bad_network_settings_are_clear_errors():
-    with pytest.raises(ValueError, match="Unknown seed system 'tf'"):
-        seed_system("tf")
+    with pytest.raises(ValueError, match="Unknown published GAN 'tf'"):
+        published_gan("tf")
     for bad in [(1, 10, 10), (1, 8, 6), (8, 8)]:
         with pytest.raises(ValueError, match="divisible by 4"):
             DCGenerator(image_shape=bad)

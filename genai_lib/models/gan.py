@@ -8,8 +8,8 @@ There is no sigmoid inside the discriminator: the losses in
 
 Two families:
 
-- MLPs, for 2-D toy data and flattened images, including the seed systems
-  of the course's source articles (see :func:`seed_system`);
+- MLPs, for 2-D toy data and flattened images, including four commonly
+  published MNIST GANs (see :func:`published_gan`);
 - DCGAN-style convolutional networks (Radford et al. 2015) for 8x8 and
   28x28 images: two stride-2 (transposed) convolutions.
 
@@ -164,19 +164,34 @@ class DCDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def seed_system(name: str, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)
-                ) -> tuple[nn.Module, nn.Module | None]:
-    """The GANs described in the course's source articles, made to work in PyTorch.
+PUBLISHED_GANS = ("mlp", "pytorch", "keras", "keras-narrow")
 
-    - ``"mlp"`` (S1): latent -> 4 hidden ReLU layers -> pixels, tanh added so
-      the output matches images in [-1, 1] (the article gives no output
-      activation and no discriminator; we pair it with S3's discriminator).
-    - ``"pytorch"`` (S3): G 100-256-512-1024-784 (LeakyReLU 0.2, tanh),
-      D 784-1024-512-256-1 (LeakyReLU 0.2, dropout 0.3). D returns a logit:
-      the article's sigmoid + BCELoss becomes BCE-with-logits.
-    - ``"keras"`` (S2, version A): G 100 -> Dense 256 (no bias) -> BN ->
-      LeakyReLU -> 512 -> BN -> LeakyReLU -> 784 tanh; D 784 -> 1024 -> 512 ->
-      1 with LeakyReLU and dropout 0.2, logit out.
+
+def published_gan(name: str, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)
+                ) -> tuple[nn.Module, nn.Module]:
+    """The MLP GANs of four commonly published MNIST examples, made to work in PyTorch.
+
+    Every discriminator returns a logit (no sigmoid): the published sigmoid +
+    binary cross-entropy becomes BCE-with-logits in :mod:`genai_lib.losses`.
+
+    - ``"mlp"``: latent -> 4 hidden ReLU layers of 256 -> pixels, tanh added
+      so the output matches images in [-1, 1] (the published version gives
+      no output activation and no discriminator; we pair it with the
+      ``"pytorch"`` discriminator).
+    - ``"pytorch"``: G 100-256-512-1024-784 (LeakyReLU 0.2, tanh),
+      D 784-1024-512-256-1 (LeakyReLU 0.2, dropout 0.3).
+    - ``"keras"`` (wide discriminator): G 100 -> 256 -> BN -> LeakyReLU ->
+      512 -> BN -> LeakyReLU -> 784 tanh, hidden Linears without bias;
+      D 784 -> 1024 -> 512 -> 1 with LeakyReLU 0.2 and dropout 0.2.
+    - ``"keras-narrow"`` (deeper batch-norm generator, narrow discriminator):
+      G 100 -> 256 -> 512 -> 1024, each Linear without bias, then BN and
+      LeakyReLU 0.2, -> 784 tanh; D 784 -> 256 -> LeakyReLU 0.2 -> dropout
+      0.3 -> 128 -> LeakyReLU 0.2 -> dropout 0.3 -> 1. (Published with batches
+      of 256; the batch size is the training loop's choice, not the network's.)
+
+    A hidden Linear followed by batch norm has no bias: BN subtracts the
+    batch mean, which would cancel it, and adds its own learned shift.
+    Returns ``(generator, discriminator)``; images of shape ``image_shape``.
     """
     if name == "mlp":
         return (MLPGenerator(latent_dim, image_shape, hidden=(256, 256, 256, 256), activation="relu"),
@@ -186,4 +201,10 @@ def seed_system(name: str, latent_dim: int = 100, image_shape: tuple[int, int, i
     if name == "keras":
         return (MLPGenerator(latent_dim, image_shape, hidden=(256, 512), batchnorm=True),
                 MLPDiscriminator(image_shape, hidden=(1024, 512), dropout=0.2))
-    raise ValueError(f"Unknown seed system {name!r}; choose 'mlp', 'pytorch' or 'keras'.")
+    if name == "keras-narrow":
+        return (MLPGenerator(latent_dim, image_shape, hidden=(256, 512, 1024), batchnorm=True),
+                MLPDiscriminator(image_shape, hidden=(256, 128), dropout=0.3))
+    raise ValueError(f"Unknown published GAN {name!r}; choose one of {PUBLISHED_GANS}.")
+
+
+seed_system = published_gan  # the name it had before; kept so old code keeps working
