@@ -13,8 +13,10 @@ Perplexity is ``2 ** bits = e ** nats``: the model is as unsure as a uniform
 choice among that many tokens. Two baselines frame every figure:
 
 - uniform over the vocabulary: ``log2(vocab_size)`` bits;
-- the unigram entropy of the corpus (:func:`unigram_entropy_bits`): the best
-  a model can do that ignores context.
+- the unigram floor, ``unigram_entropy_bits(val_tokens, vocab_size)``: the
+  entropy of the held-out tokens' own frequencies. By Gibbs' inequality no
+  model that ignores context (a unigram model) costs less on those tokens,
+  whatever text it was fitted to.
 """
 from __future__ import annotations
 
@@ -36,7 +38,16 @@ def bits(nats: float) -> float:
 
 
 def unigram_entropy_bits(tokens: Tensor, vocab_size: int) -> float:
-    """Entropy of the token frequencies of ``tokens`` (1-D), in bits per token."""
+    """Entropy of the token frequencies of ``tokens`` (any shape), in bits per token.
+
+    Called on held-out tokens, it is the *unigram floor* of that text: if
+    ``q`` are their frequencies, any unigram model ``p`` costs them the
+    cross-entropy ``-sum_c q(c) log2 p(c)``, which by Gibbs' inequality is at
+    least this entropy, with equality only for ``p = q``. Called on the
+    training tokens it describes the training text and bounds nothing about
+    held-out costs: a unigram model fitted to the training text can cost less
+    on held-out text than the training text's own entropy.
+    """
     counts = torch.bincount(tokens.flatten(), minlength=vocab_size).double()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log2()).sum())

@@ -90,8 +90,10 @@ def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, 
         ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))  <=  log p(x)
 
     Returns per-image tensors ``(N,)`` in nats: ``"elbo"`` (with ``beta``
-    weighting the KL, so it is a bound only for ``beta=1``), ``"recon"``
-    (the log-likelihood term, one-sample estimate) and ``"kl"`` (exact).
+    weighting the KL: since KL >= 0, for ``beta >= 1`` it is still a lower
+    bound on log p(x), a looser one as ``beta`` grows; for ``beta < 1`` it can
+    exceed log p(x) and is no bound), ``"recon"`` (the log-likelihood term,
+    one-sample estimate) and ``"kl"`` (exact).
     """
     _check_images(x)
     mu, logvar = model.encode(x)

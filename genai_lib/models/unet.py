@@ -9,8 +9,9 @@ The shape of it (Ronneberger et al. 2015, as adapted by Ho et al. 2020):
     conv in -> [residual blocks, downsample] per level -> middle block
             -> [upsample, concatenate the skip, residual blocks] per level -> conv out
 
-- **Time**: ``t`` becomes a sinusoidal embedding (as positions in a
-  Transformer), then an MLP; every residual block adds a projection of it to
+- **Time**: ``t`` becomes a sinusoidal embedding (as positions are in the
+  original Transformer of Vaswani et al. 2017; the course's GPT learns its
+  positions instead), then an MLP; every residual block adds a projection of it to
   its feature maps, so each block knows how noisy its input is.
 - **Class** (optional): an embedding table with ``n_classes + 1`` rows,
   added to the time embedding. Row ``n_classes`` is the *null* label, "no

@@ -6,7 +6,11 @@
 The losses (ELBO, IWAE) live in :mod:`genai_lib.losses`; this file holds only
 the networks. Three architectures:
 
-- ``"classic"``: Kingma & Welling's MLP, one hidden layer of 400 ReLU units;
+- ``"classic"``: one hidden layer of 400 ReLU units (784-400-20 on MNIST with
+  ``latent_dim=20``), as in the VAE of PyTorch's examples repository, which
+  many tutorials copy. It is *not* Kingma & Welling's (2013) configuration:
+  their MNIST networks had one hidden layer of 500 tanh units (200 for Frey
+  Face), latent sizes from 3 to 200, Adagrad and minibatches of 100;
 - ``"mlp"``: two hidden layers with SiLU activations (the course default);
 - ``"conv"``: strided convolutions down, transposed convolutions up.
 """
