@@ -31,11 +31,14 @@ def check_gaussian_nll(fn: Callable[[Tensor, float, float], object]) -> None:
     passed("the average negative log-likelihood matches, constant and all.")
 
 
-def check_sample_mixture(fn: Callable[..., Tensor]) -> None:
-    """``fn(weights (K,), means (K,), stds (K,), n, generator) -> (n,)`` samples of a 1-D Gaussian mixture."""
+def check_sample_mixture(fn: Callable[..., Tensor], *, seed: int = 0) -> None:
+    """``fn(weights (K,), means (K,), stds (K,), n, generator) -> (n,)``: a 1-D Gaussian mixture.
+
+    ``n`` samples; ``seed`` seeds the generator handed to ``fn``.
+    """
     weights, means, stds = torch.tensor([0.2, 0.8]), torch.tensor([-3.0, 2.0]), torch.tensor([0.5, 0.25])
     n = 200_000
-    got = call(fn, weights, means, stds, n, torch.Generator().manual_seed(0))
+    got = call(fn, weights, means, stds, n, torch.Generator().manual_seed(seed))
     expect(isinstance(got, Tensor) and got.shape == (n,), f"Return a tensor of shape ({n},); got "
                                                           f"{tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__}.")
     mean = float((weights * means).sum())                                       # -0.6 + 1.6 = 1.0
