@@ -96,6 +96,11 @@ def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, 
     one-sample estimate) and ``"kl"`` (exact).
     """
     _check_images(x)
+    # the Bernoulli likelihood needs pixels in [0, 1]; checked where that is free (no GPU sync)
+    if x.device.type == "cpu" and x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"The VAE's Bernoulli likelihood needs pixel values in [0, 1]; these range over "
+                         f"[{x.min().item():.3g}, {x.max().item():.3g}]. Divide 0..255 images by 255 "
+                         f"(genai_lib.data loads them in [0, 1]) and binarise them (genai_lib.data.binarize).")
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar)
     recon = bernoulli_log_likelihood(model.decode(z), x)

@@ -459,3 +459,13 @@ def test_a_sparse_objective_follows_the_global_learning_rate_schedule():
     for step, lr in zip(g_steps, g_lr):
         assert lr == pytest.approx(critic_at[step - 4], rel=1e-6)
     assert g_lr[-1] < 0.2  # decayed towards min_lr_ratio * lr, not stuck near the start of the schedule
+
+
+def test_conditional_labels_must_be_whole_numbers_in_range():
+    G = DCGenerator(8, (1, 8, 8), n_classes=10)
+    z = torch.randn(3, 8)
+    with pytest.raises(ValueError, match="whole numbers.*2.7 has no class"):
+        G(z, torch.tensor([2.7, 1.0, 0.0]))  # .long() used to make 2.7 a 2, silently
+    with pytest.raises(ValueError, match=r"lie in 0..9; got values from 0 to 10"):
+        G(z, torch.tensor([0, 10, 3]))
+    assert G(z, torch.tensor([0, 9, 3])).shape == (3, 1, 8, 8)

@@ -414,3 +414,12 @@ def test_bounds_refuse_a_flat_batch(bound):
     model = VAE((1, 8, 8), latent_dim=8)
     with pytest.raises(ValueError, match=r"Expected a batch of images \(N, C, H, W\); got shape \(5, 64\)"):
         bound(model, torch.rand(5, 64))
+
+
+def test_pixels_outside_0_1_are_refused_with_the_fix():
+    """0..255 pixels gave a loss of 1e11 nats without a word; now the error says to divide by 255."""
+    torch.manual_seed(0)
+    model = VAE(image_shape=(1, 8, 8), latent_dim=2, arch="mlp")
+    with pytest.raises(ValueError, match=r"pixel values in \[0, 1\].*Divide 0..255 images by 255"):
+        vae_loss(model, torch.randint(0, 256, (4, 1, 8, 8)).float())
+    vae_loss(model, torch.rand(4, 1, 8, 8).round())  # binary pixels: fine

@@ -40,6 +40,14 @@ def _labels(name: str, labels: Tensor | None, n_classes: int | None, n: int) -> 
     if labels is None or labels.shape != (n,):
         raise ValueError(f"This conditional {name} needs one class label per sample, shape ({n},); "
                          f"got {None if labels is None else tuple(labels.shape)}.")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"Class labels must be whole numbers (an integer tensor, e.g. torch.long); got "
+                         f"{labels.dtype}. A float label such as 2.7 has no class: .long() would quietly "
+                         f"make it 2.")
+    # a range check needs the values on the host: done where that is free (no GPU sync)
+    if labels.device.type == "cpu" and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"Class labels must lie in 0..{n_classes - 1}; got values from {labels.min().item()} "
+                         f"to {labels.max().item()}.")
     return F.one_hot(labels.long(), n_classes).float()
 
 
