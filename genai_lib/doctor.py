@@ -29,17 +29,17 @@ import torch
 # Measured on the reference machine (2 cores of an AMD EPYC, torch 2.13.0 CPU; benchmarks/RESULTS.md):
 # the micro-benchmark's seconds per step, and each chapter's wall time in minutes, fast and default.
 REFERENCE_STEP_S = 0.109  # median of 5 runs of micro_benchmark(steps=16)
-REFERENCE_MINUTES = {  # chapter: (fast, default), from `python -m genai_lib run --all --fast` and `--full`
-    "00_welcome": (0.15, 0.23),
-    "01a_vae_math": (0.16, 0.19),
-    "01b_vae_practice": (0.29, 1.95),
+REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (2026-12-02), where it explains each
+    "00_welcome": (0.15, 2.62),
+    "01a_vae_math": (0.16, 0.75),
+    "01b_vae_practice": (0.29, 0.88),
     "02a_gan_theory": (0.36, 2.50),
-    "02b_gan_practice": (0.69, 6.36),
+    "02b_gan_practice": (0.95, 4.38),
     "03a_autoregressive_models": (0.34, 1.50),
-    "03b_gpt": (0.81, 4.92),
-    "04_finetuning": (1.00, 6.88),
-    "05_diffusion": (1.09, 6.51),
-    "06_scaling": (0.72, 3.70),
+    "03b_gpt": (0.81, 7.52),
+    "04_finetuning": (1.00, 3.98),
+    "05_diffusion": (1.09, 4.00),
+    "06_scaling": (0.72, 4.13),
 }
 
 
