@@ -190,7 +190,16 @@ def parse_args(argv: Sequence[str] | None = None) -> GPTRun:
             kind = int if "int" in field.type else float if "float" in field.type else str
             parser.add_argument(name, type=kind, default=default, metavar=field.name.split("_")[-1].upper(),
                                 help=HELP[field.name])
-    return GPTRun(**vars(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    # whole numbers that must be positive (or, for these, at least 0); argparse only checks the type
+    at_least = {"checkpoint_every": 0, "eval_every": 0, "seed": 0}
+    for field in dataclasses.fields(GPTRun):
+        value, low = getattr(args, field.name), at_least.get(field.name, 1)
+        if "int" in field.type and value is not None and value < low:
+            parser.error(f"--{field.name.replace('_', '-')} must be at least {low}; got {value}")
+    if not 0 <= args.dropout < 1 or args.lr <= 0 or args.weight_decay < 0:
+        parser.error("--dropout must be in [0, 1), --lr positive and --weight-decay at least 0")
+    return GPTRun(**vars(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -223,6 +223,17 @@ def test_train_gpt_settings_from_the_command_line():
             parse_args(bad)
 
 
+@pytest.mark.parametrize("bad, said", [(["--stop-after", "-1"], "--stop-after must be at least 1; got -1"),
+                                       (["--batch-size", "0"], "--batch-size must be at least 1; got 0"),
+                                       (["--log-every", "0"], "--log-every must be at least 1; got 0"),
+                                       (["--lr", "-0.1"], "--lr positive")])
+def test_train_gpt_refuses_numbers_that_would_train_nothing_or_crash_later(bad, said, capsys):
+    """These used to exit 0 having trained nothing, or die deep inside torch."""
+    with pytest.raises(SystemExit):
+        parse_args(bad)
+    assert said in capsys.readouterr().err
+
+
 def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
     common = ["-m", "genai_lib.train_gpt", "--steps", "8", "--n-layer", "1", "--n-embd", "32", "--batch-size", "8",
               "--checkpoint", str(tmp_path / "gpt.pt"), "--log-file", str(tmp_path / "log.jsonl"),
