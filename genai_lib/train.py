@@ -19,7 +19,9 @@ processes (:mod:`genai_lib.distributed`).
 from __future__ import annotations
 
 import math
+import os
 import signal
+import tempfile
 import threading
 import warnings
 from contextlib import nullcontext
@@ -346,7 +348,7 @@ def fit(
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be a step of at least 1 (or None, to train all {steps} steps); "
                          f"got {stop_after}, which would train nothing.")
-    if checkpoint_path is not None:
+    if checkpoint_path is not None and process.is_main:  # rank 0 writes the checkpoints
         _check_writable(Path(checkpoint_path))  # now, not after the last step
 
     modules: dict[str, nn.Module] = {o.name: o.model for o in objectives}
@@ -525,9 +527,9 @@ def _check_writable(path: Path) -> None:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{path.name}.write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".write-test", dir=folder)  # a unique name
+        os.close(fd)
+        os.unlink(probe)
     except OSError as err:
         raise PermissionError(f"Cannot write the checkpoint {path}: {err.strerror or err}. Choose a folder you "
                               f"can write to (checkpoint_path=...).") from None
