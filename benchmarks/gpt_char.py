@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from genai_lib.lm import bits, evaluate_lm
 from genai_lib.losses import next_token_loss
 from genai_lib.models import GPT, GPTConfig
 from genai_lib.optim import muon_with_adamw
+from genai_lib.callbacks import StepTimer
 from genai_lib.train import Objective, fit
 
 # Each recipe: model sizes, then optimisation. "nanogpt" is nanoGPT's config/train_shakespeare_char.py
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"GPT: {params / 1e6:.2f}M parameters (without the position table, as nanoGPT counts)")
 
     batches = TokenWindows(train_tokens, recipe["block_size"], recipe["batch_size"], seed=args.seed)
-    step_ends: list[float] = []
+    timer = StepTimer()
     start = time.perf_counter()
     optimizer = None  # fit's AdamW, with weight decay on the weight matrices
     if recipe["optimizer"] == "muon":
@@ -103,12 +103,10 @@ def main(argv: list[str] | None = None) -> dict:
         steps=recipe["iters"], lr=recipe["lr"], betas=recipe["betas"], weight_decay=recipe["weight_decay"],
         warmup_steps=recipe["warmup"], min_lr_ratio=recipe["min_lr"] / recipe["lr"],
         grad_clip=recipe["grad_clip"], device="cpu", progress=False, log_every=50, seed=args.seed,
-        callbacks=[lambda step: step_ends.append(time.perf_counter())])
+        callbacks=[timer])
     train_s = time.perf_counter() - start
-    step_times = [b - a for a, b in zip([start, *step_ends], step_ends)]
-    step_times = step_times[min(10, len(step_times) // 2):]  # skip the first steps: allocation, warm caches
     tokens_per_step = recipe["block_size"] * recipe["batch_size"]
-    median_step = statistics.median(step_times)
+    median_step = timer.median(skip=min(10, recipe["iters"] // 2))  # skip the first steps: allocation, warm caches
 
     val_loss = evaluate_lm(model, val_tokens, recipe["block_size"])
     summary = {

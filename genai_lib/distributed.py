@@ -19,7 +19,7 @@ import atexit
 import io
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -61,7 +61,7 @@ def init(device: torch.device) -> Process:
     on ``cuda:LOCAL_RANK`` (:func:`device_for`). The group is left at exit.
     """
     if dist.is_available() and dist.is_initialized():
-        return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return current()
     if not launched_by_torchrun():
         return Process()
     if device.type == "mps":
@@ -70,6 +70,13 @@ def init(device: torch.device) -> Process:
     dist.init_process_group(backend_for(device))
     atexit.register(shutdown)
     return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def current() -> Process:
+    """This process, in the group it has joined (rank 0 of 1 when it has joined none)."""
+    if dist.is_available() and dist.is_initialized():
+        return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return Process()
 
 
 def shutdown() -> None:
@@ -97,6 +104,14 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's weights and buffers into ``module`` on every rank (a no-op in a world of 1)."""
+    if dist.is_available() and dist.is_initialized():
+        with torch.no_grad():
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
 
 
 def mean_over_ranks(values: Tensor) -> Tensor:
@@ -128,41 +143,3 @@ def barrier() -> None:
     """Wait until every rank gets here (a no-op in a world of 1)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-class RoutedCalls:
-    """A context in which ``model(x)`` runs ``wrapper(x)``: a DDP or ``torch.compile`` wrapper of ``model``.
-
-    Loss functions are closures over the plain model (``lambda b: loss(model(b))``),
-    but DDP only averages gradients for forward passes that went through the
-    DDP object, and ``torch.compile`` only speeds up calls to the compiled one.
-    So, inside ``with routed:``, the model's ``forward`` hands the call to the
-    wrapper, and when the wrapper calls back into the model, the model's real
-    ``forward`` runs. Make one per training run and enter it at each step: the
-    same function object each time, so a compiled graph is not recompiled.
-    """
-
-    def __init__(self, model: nn.Module, wrapper: Callable[..., Any]):
-        self.model, self.wrapper = model, wrapper
-        real_forward = model.forward
-        inside = False
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            nonlocal inside
-            if inside:  # the wrapper calling the model it wraps
-                return real_forward(*args, **kwargs)
-            inside = True
-            try:
-                return wrapper(*args, **kwargs)
-            finally:
-                inside = False
-
-        self.forward = forward
-
-    def __enter__(self) -> "RoutedCalls":
-        if self.wrapper is not self.model:
-            self.model.forward = self.forward  # an instance attribute: shadows the class's forward
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.model.__dict__.pop("forward", None)

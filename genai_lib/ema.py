@@ -8,21 +8,25 @@ last optimizer steps. After each step,
 
 so the average remembers about ``1 / (1 - d)`` steps (1,000 for d = 0.999).
 
-:class:`EMA` is an ``nn.Module`` holding its own copy of the model, so it can
-be passed to :func:`genai_lib.train.fit` in ``extra_modules`` and is then
-saved in and restored from checkpoints with the model it follows::
+:class:`EMA` is an ``nn.Module`` holding its own copy of the model.
+:meth:`EMA.callback` is what :func:`genai_lib.train.fit` needs: it updates
+the average after every step, and checkpoints save and restore it with the
+run, so a resumed run continues the same average::
 
     ema = EMA(model, decay=0.999)
-    fit(model, loss_fn, data, steps=..., callbacks=[ema.callback(model)], extra_modules={"ema": ema})
+    fit(model, loss_fn, data, steps=..., callbacks=[ema.callback(model)])
     samples = ddim_sample(ema.model, ...)
 """
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from genai_lib import distributed
+from genai_lib.callbacks import Callback
 
 
 class EMA(nn.Module):
@@ -68,16 +72,12 @@ class EMA(nn.Module):
                 avg.copy_(new)
         self.updates += 1
 
-    def callback(self, model: nn.Module, every: int = 1) -> Callable[[int], None]:
-        """A callback for :func:`genai_lib.train.fit`: ``update(model)`` after every ``every``-th step."""
-        if every < 1:
-            raise ValueError(f"every must be at least 1; got {every}.")
+    def callback(self, model: nn.Module, every: int = 1, key: str = "ema") -> "UpdateEMA":
+        """A callback for :func:`genai_lib.train.fit`: ``update(model)`` after every ``every``-th step.
 
-        def update_ema(step: int) -> None:
-            if step % every == 0:
-                self.update(model)
-
-        return update_ema
+        Checkpoints keep the average under ``key`` (give several EMAs different keys).
+        """
+        return UpdateEMA(self, model, every, key)
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         return self.model(*args, **kwargs)
@@ -88,3 +88,26 @@ class EMA(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(super().__getattr__("model"), name)
+
+
+class UpdateEMA(Callback):
+    """Moves ``ema`` towards ``model`` after every ``every``-th step; its state is the EMA's weights."""
+
+    def __init__(self, ema: EMA, model: nn.Module, every: int = 1, key: str = "ema"):
+        if every < 1:
+            raise ValueError(f"every must be at least 1; got {every}.")
+        self.ema, self.model, self.every, self.key = ema, model, every, key
+
+    def on_start(self, state: Any) -> None:
+        self.ema.to(next(self.model.parameters()).device)
+        distributed.broadcast_module(self.ema)  # under torchrun, every rank averages from rank 0's start
+
+    def after_step(self, state: Any, metrics: Any) -> None:
+        if state.step % self.every == 0:
+            self.ema.update(self.model)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.ema.state_dict()
+
+    def load_state_dict(self, saved: dict[str, Tensor]) -> None:
+        self.ema.load_state_dict(saved)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,13 @@ from typing import Any, Sequence
 import torch
 
 from genai_lib import distributed
+from genai_lib.callbacks import Callback, StepTimer
 from genai_lib.config import get_device, seed_everything
 from genai_lib.checkpoint import save_model
 from genai_lib.data import TEXT_NAMES, CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models import GPT, GPTConfig
+from genai_lib.training_state import TrainingState
 
 
 @dataclass
@@ -92,7 +93,7 @@ def run(settings: GPTRun) -> dict[str, Any]:
     log.write({"kind": "settings", **dataclasses.asdict(settings), "world_size": process.world_size,
                "vocab_size": tokenizer.vocab_size, "train_tokens": len(train_tokens)})
 
-    step_ends: list[float] = []
+    timer = StepTimer()
     start = time.perf_counter()
     history = train_lm(
         model, train_tokens, steps=settings.steps, block_size=settings.block_size,
@@ -102,25 +103,21 @@ def run(settings: GPTRun) -> dict[str, Any]:
         checkpoint_path=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
         stop_after=settings.stop_after, log_every=settings.log_every, progress=settings.progress,
         desc=f"GPT x{process.world_size}" if process.distributed else "GPT",
-        callbacks=[lambda step: step_ends.append(time.perf_counter())])
+        callbacks=[timer, log])
     seconds = time.perf_counter() - start
     steps_done = min(settings.steps, settings.stop_after or settings.steps)  # where fit stops
-    first_new = steps_done - len(step_ends)
-    for row in history.rows:
-        if row["step"] > first_new:  # a resumed run logs only its own steps
-            log.write({"kind": "history", **row})
 
     tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate * process.world_size
-    step_times = [b - a for a, b in zip([start, *step_ends], step_ends)]
-    step_times = step_times[min(5, len(step_times) // 2):]  # the first steps warm up (and compile)
+    step_times = timer.step_seconds
+    median_step = timer.median(skip=min(5, len(step_times) // 2))  # the first steps warm up (and compile)
     summary = {
         "kind": "summary",
         "world_size": process.world_size,
         "steps_done": steps_done,
-        "steps_this_run": len(step_ends),
+        "steps_this_run": len(step_times),
         "seconds": round(seconds, 2),
-        "first_step_s": round(step_ends[0] - start, 2) if step_ends else None,  # includes any compiling
-        "tokens_per_s_median": round(tokens_per_step / statistics.median(step_times)) if step_times else None,
+        "first_step_s": round(step_times[0], 2) if step_times else None,  # includes any compiling
+        "tokens_per_s_median": round(tokens_per_step / median_step) if median_step else None,
         "train_loss": history.last("loss") if history.rows else None,
         "val_bits": bits(evaluate_lm(model, val_tokens, settings.block_size)),
     }
@@ -135,11 +132,17 @@ def run(settings: GPTRun) -> dict[str, Any]:
     return summary
 
 
-class _Log:
-    """JSON lines appended to a file (or nothing, for ranks other than 0)."""
+class _Log(Callback):
+    """JSON lines appended to a file (or nothing, for ranks other than 0).
+
+    As a callback it appends each row of the history as it is logged (one
+    step later, or at the end), so an interrupted run's file holds its steps.
+    Only this call's rows: a resumed run's history also holds the earlier ones.
+    """
 
     def __init__(self, path: str | None):
         self.path = Path(path) if path else None
+        self.written = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -147,6 +150,20 @@ class _Log:
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+
+    def on_start(self, state: TrainingState) -> None:
+        self.written = len(state.history.rows)
+
+    def after_step(self, state: TrainingState, metrics: Any) -> None:
+        for row in state.history.rows[self.written:]:
+            self.write({"kind": "history", **row})
+        self.written = len(state.history.rows)
+
+    def on_end(self, state: TrainingState) -> None:
+        self.after_step(state, {})
+
+    def on_interrupt(self, state: TrainingState, between_steps: bool) -> None:
+        self.after_step(state, {})
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -149,25 +150,43 @@ def test_each_rank_takes_its_own_gpu_and_one_process_keeps_its_device(monkeypatc
     assert chosen == [torch.device("cuda", 1)]
 
 
-def test_routed_calls_put_the_model_back_even_after_an_error():
-    model = nn.Linear(2, 1)
-    calls = []
+WORKER = str(Path(__file__).parent / "ddp_objectives_worker.py")
+KINDS = ("vae", "gan", "gpt", "diffusion", "lora")
+# Their losses draw no random numbers (no dropout here), so 2 ranks with b rows each take the step one
+# process takes with 2b rows. The others draw noise (the VAE's epsilon, the GAN's z, diffusion's t and
+# noise): each rank draws its own, so they can match each other but not one process.
+SAME_AS_ONE_PROCESS = ("gpt", "lora")
 
-    def wrapper(x):
-        calls.append("wrapper")
-        return model(x) * 0  # the wrapper calls the model it wraps: the real forward runs
 
-    routed = distributed.RoutedCalls(model, wrapper)
-    with routed:
-        assert model(torch.ones(1, 2)).item() == 0
-    assert calls == ["wrapper"]
-    with pytest.raises(ZeroDivisionError):
-        with routed:
-            1 / 0
-    assert "forward" not in model.__dict__
-    x = torch.ones(1, 2)
-    torch.testing.assert_close(model(x), x @ model.weight.T + model.bias)
-    assert calls == ["wrapper"]  # outside the context, the model is called directly
+def run_kinds(tmp_path: Path, *flags: str) -> tuple[dict, dict, dict]:
+    """Each kind of objective trained on 2 gloo ranks (batch 8 each) and in one process (batch 16)."""
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    torchrun(WORKER, str(tmp_path / "two"), "8", *flags)
+    one = subprocess.run([sys.executable, WORKER, str(tmp_path / "one"), "16", *flags], capture_output=True,
+                         text=True, timeout=240)
+    assert one.returncode == 0, one.stderr[-3000:]
+    load = lambda path: torch.load(path, weights_only=True)  # noqa: E731
+    return load(tmp_path / "two/rank0.pt"), load(tmp_path / "two/rank1.pt"), load(tmp_path / "one/rank0.pt")
+
+
+@pytest.mark.parametrize("flags", [(), ("--compile",)], ids=["eager", "compiled"])
+def test_every_kind_of_objective_ends_bit_identical_on_every_rank(tmp_path, flags):
+    """The VAE's loss calls model.encode and model.decode, never model(x): wrapping the objective covers it."""
+    rank0, rank1, one = run_kinds(tmp_path, *flags)
+    assert set(rank0) == set(KINDS)
+    for kind in KINDS:
+        for name, value in rank0[kind].items():
+            assert torch.equal(value, rank1[kind][name]), f"{kind}: {name} differs between the ranks"
+    for kind in SAME_AS_ONE_PROCESS:
+        assert_same_weights(rank0[kind], one[kind])
+
+
+def test_the_rank_check_fails_when_only_the_model_is_wrapped(tmp_path):
+    """The check above can fail: DDP around the model while the loss is called directly syncs nothing."""
+    rank0, rank1, _ = run_kinds(tmp_path, "--model-only")
+    for kind in KINDS:
+        assert any(not torch.equal(v, rank1[kind][k]) for k, v in rank0[kind].items()), kind
 
 
 # ---------------------------------------------------------------- torch.compile
@@ -257,3 +276,27 @@ def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
     both = ckpt.load_file(tmp_path / "gpt.pt")["models"]["model"]
     single = ckpt.load_file(tmp_path / "single.pt")["models"]["model"]
     assert_same_weights(single, both)
+
+
+def test_train_gpt_log_file_grows_as_it_trains(tmp_path):
+    """A run killed outright keeps the steps it logged: rows are appended as they are logged, not at the end."""
+    log = tmp_path / "log.jsonl"
+    cmd = [sys.executable, "-m", "genai_lib.train_gpt", "--steps", "100000", "--n-layer", "1", "--n-embd", "16",
+           "--batch-size", "4", "--block-size", "16", "--log-every", "1", "--device", "cpu", "--progress", "off",
+           "--log-file", str(log)]
+    worker = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            if log.is_file() and sum(1 for r in read_log(log) if r["kind"] == "history") >= 3:
+                break
+            time.sleep(0.2)
+    finally:
+        worker.kill()
+        _, err = worker.communicate()
+    records = read_log(log)
+    history = [r for r in records if r["kind"] == "history"]
+    assert len(history) >= 3, f"no history rows while training; stderr:\n{err[-2000:]}"
+    assert [r["step"] for r in history[:3]] == [1, 2, 3]
+    assert not any(r["kind"] == "summary" for r in records)  # killed long before the end

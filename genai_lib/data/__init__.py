@@ -5,12 +5,15 @@
 - text: :func:`load_text` (``"pydoc"`` bundled, ``"tinyshakespeare"``
   downloaded on request), :class:`CharTokenizer`, :class:`BPETokenizer`
   (byte-level BPE), :class:`TokenWindows` (training batches of a language model).
+- batches: :class:`StepBatches`, the contract the training loop reads data
+  through (the batch of step s), and :class:`EpochBatches` (shuffled epochs of tensors).
 - downloads: :func:`fetch`, checked by SHA-256 and written atomically.
 - 2-D toys: :func:`eight_gaussians` (a ring of 8 modes, for GANs),
   :func:`ring_centres`, :func:`mode_coverage`.
 
 Where files are looked for and saved: see :mod:`genai_lib.data.sources`.
 """
+from genai_lib.data.batches import EpochBatches, StepBatches
 from genai_lib.data.bpe import BPETokenizer
 from genai_lib.data.download import DownloadError, fetch
 from genai_lib.data.images import MNIST_KINDS, ImageData, binarize, load_digits, load_mnist, read_idx
@@ -32,6 +35,7 @@ __all__ = [
     "TEXT_NAMES",
     "CharTokenizer",
     "DownloadError",
+    "EpochBatches",
     "ImageData",
     "UnknownCharacterError",
     "binarize",
@@ -45,6 +49,7 @@ __all__ = [
     "read_idx",
     "ring_centres",
     "split_train_val",
+    "StepBatches",
     "TokenWindows",
     "tokenizer_from_dict",
 ]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from genai_lib.data.batches import DrawnBatches
 from genai_lib.data import sources
 from genai_lib.data.download import fetch
 
@@ -245,7 +246,7 @@ def split_train_val(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[to
     return tokens[:n_train], tokens[n_train:]
 
 
-class TokenWindows:
+class TokenWindows(DrawnBatches):
     """Random training windows from a 1-D token sequence, as a function of the step.
 
     ``windows(step) -> (inputs, targets)``, both ``(batch_size, block_size)``,
@@ -253,32 +254,25 @@ class TokenWindows:
     that follows each position. The start offsets of step ``s`` are drawn
     from a generator seeded by ``(seed, s)``, so any step's batch can be
     recomputed; that is what lets :func:`genai_lib.train.fit` resume exactly.
-
-    With ``parts=k`` (set by ``fit`` through :meth:`with_parts` for gradient
-    accumulation and data parallelism), step s draws ``k * batch_size``
-    windows and ``windows(s * k + j)`` returns part j of them: the k parts
-    together are the windows of one batch of ``k * batch_size``.
+    ``with_parts(k)`` cuts each step's windows into k parts, as every
+    :class:`~genai_lib.data.batches.StepBatches` does.
     """
 
     def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int = 0, parts: int = 1):
+        super().__init__(batch_size, parts)
         if tokens.dim() != 1:
             raise ValueError(f"TokenWindows takes a 1-D token sequence; got shape {tuple(tokens.shape)}.")
         if len(tokens) < block_size + 1:
             raise ValueError(f"{len(tokens)} tokens are too few for windows of block_size={block_size} "
                              f"(a window needs block_size + 1 tokens).")
-        self.tokens, self.block_size, self.batch_size, self.seed = tokens, block_size, batch_size, seed
-        self.parts = parts
+        self.tokens, self.block_size, self.seed = tokens, block_size, seed
         self._offsets = torch.arange(block_size + 1)
 
-    def with_parts(self, parts: int) -> "TokenWindows":
-        """The same windows, each step's batch drawn ``parts`` times larger and handed out in parts."""
-        return TokenWindows(self.tokens, self.block_size, self.batch_size, self.seed, parts)
-
-    def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        step, part = divmod(index, self.parts)
+    def draw(self, step: int, n: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size * self.parts,), generator=g)
-        starts = starts[part * self.batch_size:(part + 1) * self.batch_size]
+        return torch.randint(len(self.tokens) - self.block_size, (n,), generator=g)  # window starts
+
+    def take(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.tokens[starts[:, None] + self._offsets]  # (batch, block_size + 1)
         return rows[:, :-1], rows[:, 1:]
 
