@@ -22,6 +22,11 @@ the end of the forward process have comparable scales. :func:`diffusion_loss`
 takes ``x0`` in that space; the samplers return images in [0, 1] (the range of
 :class:`~genai_lib.data.ImageData`) unless ``to_unit=False``.
 
+**Steps and samplers.** :func:`ddpm_step` and :func:`ddim_step` are single
+reverse steps, pure functions of the current ``x_t``, the predicted noise and
+the noise levels; the samplers (:func:`ddpm_sample`, :func:`ddim_sample`, and
+their ``*_trajectory`` twins that keep every step) are one loop around them.
+
 The papers: DDPM (Ho et al., 2020), the cosine schedule (Nichol & Dhariwal,
 2021), DDIM (Song et al., 2020) and classifier-free guidance (Ho & Salimans, 2022).
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -150,7 +156,8 @@ def _check_timesteps(schedule: NoiseSchedule, t: Tensor, batch: int | None = Non
         raise ValueError(f"Timesteps t must be an integer tensor of shape (B,); got a {what}.")
     if batch is not None and len(t) != batch:
         raise ValueError(f"Expected one timestep per sample, shape ({batch},); got {tuple(t.shape)}.")
-    if len(t) and (t.min() < 0 or t.max() >= schedule.steps):
+    # the range is checked where it is free: on a GPU it would wait for the device at every call
+    if t.device.type == "cpu" and len(t) and (t.min() < 0 or t.max() >= schedule.steps):
         raise ValueError(f"Timesteps are 0-based and must lie in [0, {schedule.steps - 1}]; "
                          f"got values from {t.min().item()} to {t.max().item()}.")
     return t.long()
@@ -277,6 +284,53 @@ def _predict_x0_and_eps(x: Tensor, eps: Tensor, ab: float, clip_x0: bool) -> tup
     return x0, eps
 
 
+def ddpm_step(schedule: NoiseSchedule, x_t: Tensor, eps: Tensor, t: int, noise: Tensor,
+              clip_x0: bool = False) -> Tensor:
+    """One ancestral step, ``x_t -> x_{t-1}``, from the model's noise prediction ``eps``.
+
+    ``x_{t-1} = mu + sqrt(beta_tilde_t) noise``, where ``mu`` is the mean of
+    the true posterior ``q(x_{t-1} | x_t, x0_hat)`` at the predicted clean
+    image ``x0_hat``, and ``beta_tilde_t`` its variance (0 at ``t = 0``: the
+    last step adds no noise). ``t``: the 0-based timestep of ``x_t``;
+    ``noise``: standard normal, like ``x_t``. ``clip_x0``: clip ``x0_hat``
+    to [-1, 1] first. A pure function: the same inputs give the same output.
+    """
+    beta, alpha = schedule.betas[t].item(), schedule.alphas[t].item()  # Python floats from the float64 schedule
+    ab, ab_prev = schedule.alpha_bars[t].item(), schedule.alpha_bars_prev[t].item()
+    x0, eps = _predict_x0_and_eps(x_t, eps, ab, clip_x0)
+    # the posterior mean: a mix of the predicted x0 and the current x_t
+    mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x_t
+    return mean + math.sqrt(schedule.posterior_variances[t].item()) * noise
+
+
+def ddim_step(x_t: Tensor, eps: Tensor, ab_t: float, ab_prev: float, eta: float = 0.0,
+              noise: Tensor | None = None, clip_x0: bool = False) -> Tensor:
+    """One DDIM step from the noise level ``ab_t`` (alpha_bar of x_t) to the level ``ab_prev`` (less noise).
+
+        x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
+        x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps + sigma noise,
+        sigma  = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev).
+
+    ``eta = 0`` needs no ``noise``: the step is deterministic. ``ab_prev = 1``
+    (after the last visited step) returns ``x0_hat``. ``clip_x0``: clip
+    ``x0_hat`` to [-1, 1] first. A pure function of its inputs.
+    """
+    x0, eps = _predict_x0_and_eps(x_t, eps, ab_t, clip_x0)
+    sigma = 0.0
+    if eta > 0:
+        if not 0 < ab_t <= ab_prev <= 1:
+            raise ValueError(f"A DDIM step goes to less noise: it needs 0 < ab_t <= ab_prev <= 1; got ab_t = {ab_t}, "
+                             f"ab_prev = {ab_prev}.")
+        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
+    direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))  # max: rounding when eta = 1
+    x_prev = math.sqrt(ab_prev) * x0 + direction * eps
+    if sigma > 0:
+        if noise is None:
+            raise ValueError(f"A DDIM step with eta = {eta} draws noise: pass noise=torch.randn_like(x_t).")
+        x_prev = x_prev + sigma * noise
+    return x_prev
+
+
 class _Sampling:
     """What both samplers share: eval mode and no gradients, seeded noise, and the output range."""
 
@@ -305,18 +359,34 @@ class _Sampling:
         self.model.train(self.was_training)
 
 
-def _finish(x: Tensor, trajectory: list[Tensor] | None, to_unit: bool) -> Tensor | tuple[Tensor, Tensor]:
-    x = x.cpu()
-    out = ((x + 1) / 2).clamp(0.0, 1.0) if to_unit else x
-    if trajectory is None:
-        return out
-    return out, torch.stack(trajectory).cpu()
+def _run(model: nn.Module, schedule: NoiseSchedule, timesteps: list[int], n: int, shape: tuple[int, ...],
+         labels: Tensor | int | None, guidance: float, seed: int | None, device: str | torch.device | None,
+         step: Callable[[Tensor, Tensor, int, Callable[[], Tensor]], Tensor], keep_all: bool) -> Tensor:
+    """The one sampling loop: from noise, visit ``timesteps`` in reverse, each time ``x = step(x, eps, i, noise)``.
+
+    Returns ``(len(timesteps) + 1, n, *shape)`` in the model's space, on the CPU: ``x`` before the first
+    step and after each one; or, without ``keep_all``, only the last, ``(1, n, *shape)``.
+    """
+    with _Sampling(model, n, shape, labels, seed, device) as s:
+        x = s.noise()
+        kept = [x.cpu()] if keep_all else []
+        for i in reversed(range(len(timesteps))):
+            t = torch.full((n,), timesteps[i], device=s.device, dtype=torch.long)
+            eps = guided_epsilon(model, x, t, s.labels, guidance)
+            x = step(x, eps, i, s.noise)
+            if keep_all:
+                kept.append(x.cpu())
+        return torch.stack(kept) if keep_all else x.cpu()[None]
+
+
+def _unit(x: Tensor) -> Tensor:
+    """Diffusion space [-1, 1] -> images in [0, 1], clipped."""
+    return ((x + 1) / 2).clamp(0.0, 1.0)
 
 
 def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...],
                 labels: Tensor | int | None = None, guidance: float = 1.0, seed: int | None = None,
-                device: str | torch.device | None = None, clip_x0: bool = True, to_unit: bool = True,
-                return_trajectory: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                device: str | torch.device | None = None, clip_x0: bool = True, to_unit: bool = True) -> Tensor:
     """``n`` samples by ancestral sampling (Ho et al., 2020): T reverse steps from ``x_{T-1} ~ N(0, I)``.
 
     Each step draws ``x_{t-1} ~ N(mu, beta_tilde_t I)``, where ``mu`` is the
@@ -332,26 +402,28 @@ def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[
     by default where its parameters are. ``clip_x0``: clip ``x0_hat`` to the
     data's range [-1, 1] (the model's space); turn off for data not in [-1, 1].
     Returns ``(n, *shape)`` on the CPU, in [0, 1] with ``to_unit`` (else the
-    model's space, unclipped). With ``return_trajectory`` also returns
-    ``(T + 1, n, *shape)``: ``x`` before the first step and after each one, in
-    the model's space, on the CPU.
+    model's space, unclipped). :func:`ddpm_trajectory` returns every step.
     """
-    with _Sampling(model, n, shape, labels, seed, device) as s:
-        x = s.noise()
-        trajectory = [x] if return_trajectory else None
-        for step in reversed(range(schedule.steps)):
-            t = torch.full((n,), step, device=s.device, dtype=torch.long)
-            eps = guided_epsilon(model, x, t, s.labels, guidance)
-            # this step's coefficients, as Python floats from the float64 schedule
-            beta, alpha = schedule.betas[step].item(), schedule.alphas[step].item()
-            ab, ab_prev = schedule.alpha_bars[step].item(), schedule.alpha_bars_prev[step].item()
-            x0, eps = _predict_x0_and_eps(x, eps, ab, clip_x0)
-            # the posterior mean: a mix of the predicted x0 and the current x_t
-            mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
-            x = mean + math.sqrt(schedule.posterior_variances[step].item()) * s.noise()
-            if trajectory is not None:
-                trajectory.append(x)
-        return _finish(x, trajectory, to_unit)
+    last = _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all=False)[-1]
+    return _unit(last) if to_unit else last
+
+
+def ddpm_trajectory(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...],
+                    labels: Tensor | int | None = None, guidance: float = 1.0, seed: int | None = None,
+                    device: str | torch.device | None = None, clip_x0: bool = True) -> Tensor:
+    """Every state of :func:`ddpm_sample`'s chain: ``(T + 1, n, *shape)``, the noise first, in the model's space.
+
+    The arguments as in :func:`ddpm_sample`; its samples are the last frame (mapped to [0, 1]).
+    """
+    return _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all=True)
+
+
+def _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all: bool) -> Tensor:
+    def step(x: Tensor, eps: Tensor, i: int, noise: Callable[[], Tensor]) -> Tensor:
+        return ddpm_step(schedule, x, eps, i, noise(), clip_x0)
+
+    return _run(model, schedule, list(range(schedule.steps)), n, shape, labels, guidance, seed, device, step,
+                keep_all)
 
 
 def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> Tensor:
@@ -372,7 +444,7 @@ def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> Tensor:
 def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...], steps: int = 50,
                 eta: float = 0.0, labels: Tensor | int | None = None, guidance: float = 1.0,
                 seed: int | None = None, device: str | torch.device | None = None, clip_x0: bool = True,
-                to_unit: bool = True, return_trajectory: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                to_unit: bool = True) -> Tensor:
     """``n`` samples with DDIM (Song et al., 2020) in ``steps`` steps (:func:`ddim_timesteps`).
 
     From ``t`` to the previous visited step ``p`` (``alpha_bar_{-1} = 1`` after the last):
@@ -387,24 +459,33 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[
     timestep, yet can be sampled on a few: its ``x0_hat`` does not care how
     far the next step is.
 
-    Other arguments, the return value and the trajectory (``(steps + 1, n,
-    *shape)``) as in :func:`ddpm_sample`.
+    Other arguments and the return value as in :func:`ddpm_sample`;
+    :func:`ddim_trajectory` returns every step.
     """
+    last = _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all=False)[-1]
+    return _unit(last) if to_unit else last
+
+
+def ddim_trajectory(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...], steps: int = 50,
+                    eta: float = 0.0, labels: Tensor | int | None = None, guidance: float = 1.0,
+                    seed: int | None = None, device: str | torch.device | None = None,
+                    clip_x0: bool = True) -> Tensor:
+    """Every state of :func:`ddim_sample`'s chain: ``(steps + 1, n, *shape)``, the noise first, in the model's space.
+
+    The arguments as in :func:`ddim_sample`; its samples are the last frame (mapped to [0, 1]).
+    """
+    return _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all=True)
+
+
+def _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all: bool) -> Tensor:
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise); got {eta}.")
     ts = ddim_timesteps(schedule, steps).tolist()
-    with _Sampling(model, n, shape, labels, seed, device) as s:
-        x = s.noise()
-        trajectory = [x] if return_trajectory else None
-        for i in reversed(range(len(ts))):
-            t = torch.full((n,), ts[i], device=s.device, dtype=torch.long)
-            eps = guided_epsilon(model, x, t, s.labels, guidance)
-            ab = schedule.alpha_bars[ts[i]].item()
-            ab_prev = schedule.alpha_bars[ts[i - 1]].item() if i > 0 else 1.0
-            x0, eps = _predict_x0_and_eps(x, eps, ab, clip_x0)
-            sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
-            direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))  # max: rounding when eta = 1
-            x = math.sqrt(ab_prev) * x0 + direction * eps + sigma * s.noise()
-            if trajectory is not None:
-                trajectory.append(x)
-        return _finish(x, trajectory, to_unit)
+
+    def step(x: Tensor, eps: Tensor, i: int, noise: Callable[[], Tensor]) -> Tensor:
+        ab_t = schedule.alpha_bars[ts[i]].item()
+        ab_prev = schedule.alpha_bars[ts[i - 1]].item() if i > 0 else 1.0
+        # a noise draw only when the step uses one (eta > 0), in the order DDPM draws them
+        return ddim_step(x, eps, ab_t, ab_prev, eta, noise() if eta > 0 else None, clip_x0)
+
+    return _run(model, schedule, ts, n, shape, labels, guidance, seed, device, step, keep_all)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from genai_lib.diffusion import (NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample, diffusion_loss,
-                                 guided_epsilon, noise_schedule, q_sample)
+from genai_lib.diffusion import (NoiseSchedule, ddim_sample, ddim_step, ddim_timesteps, ddim_trajectory, ddpm_sample,
+                                 ddpm_step, ddpm_trajectory, diffusion_loss, guided_epsilon, noise_schedule, q_sample)
 from genai_lib.ema import EMA
 from genai_lib.models.unet import UNet
 from genai_lib.train import fit
@@ -166,6 +166,29 @@ def check_moments(samples, mean, var, what):
     assert ((samples.var(0) - var).abs() < Z * se_var).all(), (what, samples.var(0), var)
 
 
+def test_one_ddim_step_with_eta_1_is_one_ddpm_step():
+    """The pure step functions: DDIM's sigma at eta = 1 between consecutive steps is DDPM's posterior std."""
+    s = noise_schedule("cosine", 50)
+    g = torch.Generator().manual_seed(0)
+    x, eps, z = (torch.randn(4, 1, 3, 3, generator=g) for _ in range(3))
+    for t in (49, 20, 1, 0):
+        ab, ab_prev = s.alpha_bars[t].item(), s.alpha_bars_prev[t].item()
+        for clip in (False, True):
+            torch.testing.assert_close(ddim_step(x, eps, ab, ab_prev, eta=1.0, noise=z, clip_x0=clip),
+                                       ddpm_step(s, x, eps, t, z, clip_x0=clip))
+    # and the comparison can fail: eta = 0 is another step
+    ab, ab_prev = s.alpha_bars[20].item(), s.alpha_bars_prev[20].item()
+    assert not torch.allclose(ddim_step(x, eps, ab, ab_prev), ddpm_step(s, x, eps, 20, z))
+
+
+def test_the_last_ddim_step_returns_the_predicted_clean_image_and_a_noisy_step_needs_noise():
+    g = torch.Generator().manual_seed(1)
+    x, eps = torch.randn(2, 5, generator=g), torch.randn(2, 5, generator=g)
+    torch.testing.assert_close(ddim_step(x, eps, 0.3, 1.0), (x - math.sqrt(0.7) * eps) / math.sqrt(0.3))
+    with pytest.raises(ValueError, match="draws noise"):
+        ddim_step(x, eps, 0.3, 0.6, eta=0.5)
+
+
 def test_ddim_with_eta_1_on_every_step_is_ddpm():
     s = noise_schedule("cosine", 1000)
     model = GaussianDenoiser(s, MU, SIGMA)
@@ -216,9 +239,8 @@ def test_a_seed_fixes_the_samples_and_leaves_the_global_generator_alone(sampler)
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b) and not torch.allclose(a, c)
     assert a.shape == (5, 2) and a.min() >= 0 and a.max() <= 1  # to_unit: in [0, 1]
-    samples, trajectory = (ddpm_sample(model, s, 5, (2,), seed=7, return_trajectory=True) if sampler == "ddpm"
-                           else ddim_sample(model, s, 5, (2,), steps=10, eta=0.5, seed=7, return_trajectory=True))
-    assert torch.equal(samples, a)
+    trajectory = (ddpm_trajectory(model, s, 5, (2,), seed=7) if sampler == "ddpm"
+                  else ddim_trajectory(model, s, 5, (2,), steps=10, eta=0.5, seed=7))
     assert trajectory.shape == ((21 if sampler == "ddpm" else 11), 5, 2)
     torch.testing.assert_close(((trajectory[-1].clamp(-1, 1) + 1) / 2), a)
 
