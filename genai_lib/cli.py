@@ -208,7 +208,7 @@ def _pretrain(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m genai_lib " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.classifier:
         from genai_lib.data import load_digits
-        from genai_lib.metrics import pin_classifier
+        from genai_lib.classifiers import pin_classifier
 
         meta_path = pin_classifier(load_digits(), args.out, steps=args.steps, seed=args.seed, command=command)
         meta = json.loads(meta_path.read_text())

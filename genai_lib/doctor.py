@@ -121,7 +121,7 @@ def _try(section: str, name: str, fn, required: bool, missing_hint: str) -> Chec
 def check_data() -> list[Check]:
     from genai_lib.config import download_dir
     from genai_lib.data import load_digits, load_mnist, load_text
-    from genai_lib.metrics import load_pinned_classifier
+    from genai_lib.classifiers import load_pinned_classifier
     from genai_lib.pretrained import load_base
 
     checks = [

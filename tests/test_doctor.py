@@ -42,13 +42,13 @@ def test_a_tampered_base_model_is_a_failure(tmp_path, monkeypatch):
 
 
 def test_a_tampered_digit_classifier_is_a_failure(tmp_path, monkeypatch):
-    from genai_lib import metrics
+    from genai_lib import classifiers
 
     folder = tmp_path / "classifiers"
-    shutil.copytree(metrics.PINNED_DIR, folder)
+    shutil.copytree(classifiers.PINNED_DIR, folder)
     weights = folder / "digits.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10])
-    monkeypatch.setattr(metrics, "PINNED_DIR", folder)
+    monkeypatch.setattr(classifiers, "PINNED_DIR", folder)
     judge = [c for c in doctor.check_data() if c.name.startswith("digit classifier")]
     assert len(judge) == 1 and not judge[0].ok and judge[0].required
     assert "SHA-256" in judge[0].detail

@@ -4,7 +4,7 @@
     features(x) -> (N, feature_dim)          the penultimate activations
 
 The classifier is not a generative model. Chapters train it once (see
-:func:`genai_lib.metrics.load_or_train_classifier`) and use it to score
+:func:`genai_lib.classifiers.load_or_train_classifier`) and use it to score
 generators: which classes they draw (coverage), whether a conditional
 generator draws the class it was asked for, and how far the generated images
 lie from real ones in the space of ``features`` (FD-digits, a small-scale FID).
