@@ -28,7 +28,7 @@ from genai_lib.shipped import ShippedWeightsError, load_weights, save_weights
 from genai_lib.train import fit
 
 CACHE_FORMAT = "genai_lib.classifier/1"
-PINNED_DIR = config.REPO_DATA_DIR / "classifiers"  # the classifiers that ship with the course
+PINNED_DIR = config.SHIPPED_DATA_DIR / "classifiers"  # the classifiers that ship with the course
 PIN_COMMAND = "python -m genai_lib pretrain --classifier"
 
 

@@ -15,6 +15,7 @@ environment variables, so a learner can see at a glance what can be changed:
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
 import random
 from pathlib import Path
@@ -115,7 +116,24 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------- data folders
 
-REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # in a clone of the course
+
+
+def _shipped_data_dir() -> Path:
+    """Where the course's own data files are (the pinned classifier, the pretrained base model).
+
+    An installed genai_lib carries them as the package data ``genai_lib._data``
+    (``pyproject.toml`` maps the repository's ``data/`` there); a clone, or an
+    editable install of one, reads the repository's ``data/`` itself.
+    """
+    try:
+        readme = importlib.resources.files("genai_lib._data") / "README.md"
+    except ModuleNotFoundError:
+        return REPO_DATA_DIR
+    return Path(str(readme)).parent
+
+
+SHIPPED_DATA_DIR = _shipped_data_dir()
 
 
 def user_cache_dir() -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from genai_lib.config import REPO_DATA_DIR, seed_everything
+from genai_lib.config import SHIPPED_DATA_DIR, seed_everything
 from genai_lib.data.text import CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models.gpt import GPT, GPTConfig
@@ -30,7 +30,7 @@ from genai_lib.optim import muon_with_adamw
 from genai_lib.shipped import ShippedWeightsError, load_weights, save_weights
 
 BASE_NAME = "base_pydoc"
-DEFAULT_DIR = REPO_DATA_DIR / "pretrained"
+DEFAULT_DIR = SHIPPED_DATA_DIR / "pretrained"
 # Every printable ASCII character and the newline: the base can read any cleaned text
 # (genai_lib.data.clean_to_ascii), not only the characters its training text happened to use.
 ASCII_VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
