@@ -16,28 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from genai_lib import seed_everything
-from genai_lib.data import load_digits
-from genai_lib.gan import gan_objectives, generate
+from genai_lib.data import load_digits, mnist_t10k_split
+from genai_lib.gan import generate
 from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, fd_digits, held_out_sample,
                                load_or_train_classifier, real_floor)
 from genai_lib.models.gan import DCDiscriminator, DCGenerator, published_gan
-from genai_lib.train import fit
-from mnist_split import mnist_t10k_split
-
-
-def train(generator, discriminator, data_tensors, steps: int, seed: int) -> float:
-    """Train; return images per second (training only)."""
-    seed_everything(seed)
-    start = time.perf_counter()
-    fit(gan_objectives(generator, discriminator), data=data_tensors, steps=steps, batch_size=64,
-        schedule="constant", grad_clip=None, device="cpu", progress=False, log_every=100, seed=seed)
-    return steps * 64 / (time.perf_counter() - start)
+from genai_lib.recipes import train_gan
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -68,7 +57,9 @@ def main(argv: list[str] | None = None) -> dict:
     for name, build in builds.items():
         seed_everything(args.seed)
         generator, discriminator = build()
-        img_per_s = train(generator, discriminator, (x, data.train_labels) if name == "cgan" else x, steps, args.seed)
+        _, seconds = train_gan(generator, discriminator, (x, data.train_labels) if name == "cgan" else x, steps=steps,
+                               seed=args.seed, device="cpu", progress=False, log_every=100)
+        img_per_s = steps * 64 / seconds
         requested = torch.arange(n) % 10
         samples = generate(generator, n, labels=requested if name == "cgan" else None, seed=args.seed)
         coverage = class_coverage(classifier, samples)

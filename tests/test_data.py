@@ -388,3 +388,14 @@ def test_stdlib_source_is_offline_python_in_ascii():
     assert all(c == "\n" or " " <= c <= "~" for c in code)  # the base model's ASCII vocabulary covers it
     assert code.count("def ") > 1000 and "# file: this.py" not in code  # about 1,600 on Python 3.11
     assert load_text("stdlib") == code  # deterministic
+
+
+def test_the_benchmarks_t10k_split_holds_out_every_fifth_image(tmp_path):
+    images = np.arange(20 * 28 * 28, dtype=np.uint8).reshape(20, 28, 28)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, compress=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", (np.arange(20) % 10).astype(np.uint8))
+    split = data.mnist_t10k_split(tmp_path)
+    assert (len(split.train_images), len(split.val_images)) == (16, 4)
+    assert split.val_labels.tolist() == [4, 9, 4, 9]  # indices 4, 9, 14, 19
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
+        data.mnist_t10k_split(tmp_path / "elsewhere")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from genai_lib import checkpoint as ckpt
 from genai_lib import distributed

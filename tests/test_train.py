@@ -1,5 +1,4 @@
 """The shared training loop: learning, schedules, clipping, precision, checkpoints and resume."""
-import math
 import re
 
 import pytest
@@ -73,6 +72,30 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     h_resumed = fit(resumed, mse(resumed), data, checkpoint_path=path, **kwargs)
 
     for key, value in params(straight).items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert h_straight.rows == h_resumed.rows
+
+
+def test_one_objective_with_two_optimizers_steps_both_and_resumes_exactly(tmp_path):
+    """Muon for the matrices and AdamW for the rest, say: each optimizer, schedule and state is saved and restored."""
+    def run(path=None, stop_after=None, seed=0):
+        model = make_net(seed)
+        matrices = [p for p in model.parameters() if p.dim() == 2]
+        vectors = [p for p in model.parameters() if p.dim() < 2]
+        optimizers = [torch.optim.SGD(matrices, lr=0.05, momentum=0.9), torch.optim.AdamW(vectors, lr=1e-2)]
+        history = fit([Objective("model", model, mse(model), optimizers)], data=regression_data(), steps=12,
+                      batch_size=16, warmup_steps=3, log_every=4, progress=False, checkpoint_path=path,
+                      stop_after=stop_after)
+        return model, optimizers, history
+
+    torch.manual_seed(7)
+    straight, optimizers, h_straight = run()
+    assert all(opt.state for opt in optimizers)  # both stepped
+    assert optimizers[0].param_groups[0]["lr"] < 0.05 and optimizers[1].param_groups[0]["lr"] < 1e-2  # both decayed
+    torch.manual_seed(7)
+    run(tmp_path / "run.pt", stop_after=5)
+    resumed, _, h_resumed = run(tmp_path / "run.pt", seed=3)
+    for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
     assert h_straight.rows == h_resumed.rows
 
