@@ -56,7 +56,7 @@ def train_diffusion(data, conditional: bool, steps: int, base_channels: int, tim
 
     start = time.perf_counter()
     fit(model, loss_fn, (x0, data.train_labels), steps=steps, batch_size=128, lr=2e-3, warmup_steps=100,
-        callbacks=[ema.callback(model)], extra_modules={"ema": ema}, device="cpu", progress=False,
+        callbacks=[ema.callback(model)], device="cpu", progress=False,
         log_every=100, seed=seed)
     return ema, schedule, time.perf_counter() - start
 
