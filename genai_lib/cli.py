@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     badges.add_argument("--repo", help="the GitHub repository, OWNER/NAME")
     badges.add_argument("--ref", help="the branch or tag the badges point at (default: the current one)")
 
+    pack = commands.add_parser("pack", help="one zip file of the course, to install in Colab without a repository",
+                               description="Write the course (genai_lib, its shipped data, the chapters) into one "
+                                           "zip file. In Colab, upload it into the Files pane (or Google Drive, "
+                                           "MyDrive/) and run a chapter's setup cell: it installs the course "
+                                           "from the file. Anywhere: pip install FILE.")
+    pack.add_argument("--out", type=Path, default=Path("genai-course.zip"), help="the zip file (default: %(default)s)")
+    pack.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
     student = commands.add_parser("student", help="write the student edition (exercise solutions taken out)",
                                   description="Copy every chapter with each cell tagged 'solution' replaced by "
                                               "a stub that raises NotImplementedError with a hint, and all "
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return _student(args)
     if args.command == "badges":
         return _badges(parser, args)
+    if args.command == "pack":
+        return _pack(args)
     if args.command == "run":
         return _run(parser, args)
     if args.command == "pretrain":
@@ -180,6 +190,22 @@ def _student(args: argparse.Namespace) -> int:
         return 1
     for path, n in written:
         print(f"{path}: {n} exercise{'s' if n != 1 else ''} without solutions")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from genai_lib.pack import files_to_pack, pack
+
+    try:
+        out = pack(args.out, overwrite=args.overwrite)
+    except (FileExistsError, FileNotFoundError, IsADirectoryError) as err:
+        print(f"pack: {err}", file=sys.stderr)
+        return 1
+    size = out.stat().st_size / 1e6
+    print(f"Wrote {out} ({len(files_to_pack())} files, {size:.1f} MB). In Colab: upload it into the Files pane "
+          f"(or to Google Drive, MyDrive/{out.name}), then run a chapter's first cell. Anywhere: pip install {out}")
+    if not (out.name.startswith("genai-course") and out.suffix == ".zip"):
+        print(f"Note: the setup cell looks for genai-course*.zip; rename {out.name} before uploading it.")
     return 0
 
 

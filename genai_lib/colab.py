@@ -7,11 +7,14 @@ them, so a fork for a workshop changes one thing.
 
 The setup cell cannot import ``genai_lib`` (in a fresh Colab runtime it is not
 installed yet), so it is plain code, written out by :func:`setup_cell_source`.
-In Colab it clones the repository at ``REF``, installs the package from the
-clone without an editable install (Colab's preinstalled torch satisfies the
-package's ``torch>=2.2`` and is left alone), imports ``genai_lib`` from the
-clone so that the files in its ``data/`` folder are found, turns on widgets,
-and says which accelerator it found. Anywhere else it does nothing.
+In Colab it installs the course from a course file uploaded by the learner
+(``python -m genai_lib pack``), or else from a clone of the repository at
+``REF``; never with an editable install, and never reinstalling torch (Colab's
+preinstalled torch satisfies the package's ``torch>=2.2``). The installed
+package carries its shipped data. Then it turns on widgets and says which
+accelerator it found. While the address is the placeholder and no file was
+uploaded, or when the clone fails, it prints what to do and raises nothing.
+Anywhere else it does nothing.
 """
 from __future__ import annotations
 
@@ -40,29 +43,61 @@ def badge_markdown(chapter_file: str, repo: str = REPOSITORY, ref: str = REF) ->
     return f"[![Open In Colab]({BADGE_IMAGE})]({url})"
 
 
+PLACEHOLDER = "OWNER/NAME"  # the address before anyone has set one
+
+
 def setup_cell_source(repo: str = REPOSITORY, ref: str = REF) -> str:
-    """The source of the setup cell: installs the course in Colab, does nothing elsewhere."""
+    """The source of the setup cell: installs the course in Colab, does nothing elsewhere.
+
+    In Colab it installs from a course file (``python -m genai_lib pack``)
+    uploaded into the Files pane or Google Drive if there is one, else from a
+    clone of ``repo`` at ``ref``. Where neither is possible (the address is
+    still the placeholder, or the clone fails) it says what to do, and raises nothing.
+    """
     name = repo.split("/")[1]
-    return f'''# Setup. In Google Colab: install the course from its repository (Colab's torch is kept as it is),
-# turn on widgets, and report the GPU. Anywhere else this cell does nothing.
+    return f'''# Setup. In Google Colab: install the course (Colab's torch is kept as it is), turn on widgets,
+# and report the GPU. Anywhere else this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
+    import glob
     import os
     import subprocess
 
     REPOSITORY, REF = "{repo}", "{ref}"   # written by: python -m genai_lib badges
-    folder = "/content/{name}"
-    if not os.path.isdir(folder):
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF,
-                        f"https://github.com/{{REPOSITORY}}", folder], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", folder], check=True)  # not -e: see README
-    sys.path.insert(0, folder)            # genai_lib from the clone, beside its data/ folder
-    from google.colab import output
-    output.enable_custom_widget_manager()
-    import torch
-    print(f"GPU: {{torch.cuda.get_device_name(0)}}" if torch.cuda.is_available() else
-          "No GPU in this runtime: Runtime > Change runtime type > a GPU, then run the notebook again.")'''
+    # a course file (python -m genai_lib pack) uploaded to the Files pane or to Google Drive, if any
+    packs = sorted(glob.glob("/content/genai-course*.zip") + glob.glob("/content/drive/MyDrive/genai-course*.zip"))
+    source, problem = (packs[-1], None) if packs else (None, None)
+    if source is None and REPOSITORY == "{PLACEHOLDER}":
+        problem = "this copy of the course has no repository address yet."
+    elif source is None:
+        source = "/content/{name}"
+        if not os.path.isdir(source):
+            clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF,
+                                    f"https://github.com/{{REPOSITORY}}", source], capture_output=True, text=True)
+            if clone.returncode != 0:
+                said = (clone.stderr.strip().splitlines() or ["no message"])[-1]
+                source, problem = None, f"github.com/{{REPOSITORY}} (at {{REF}}) could not be cloned: {{said}}"
+    if source is not None:
+        install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source],  # not -e: see README
+                                 capture_output=True, text=True)
+        if install.returncode != 0:
+            problem = f"pip could not install {{source}}: {{install.stderr.strip()[-500:]}}"
+    if problem is None:
+        from google.colab import output
+        output.enable_custom_widget_manager()
+        import torch
+        print(f"Installed the course from {{source}}. " + (f"GPU: {{torch.cuda.get_device_name(0)}}"
+              if torch.cuda.is_available() else "No GPU in this runtime: Runtime > Change runtime type > a GPU, "
+                                                "then run the notebook again."))
+    else:
+        print(f"The course is not installed: {{problem}}\\n"
+              "To install it, either\\n"
+              "  - upload genai-course.zip (your instructor's, or made with `python -m genai_lib pack` in a copy of "
+              "the course) into the Files pane on the left, or to Google Drive as MyDrive/genai-course.zip with "
+              "Drive mounted, then run this cell again; or\\n"
+              "  - in a copy of the course with a GitHub repository, run `python -m genai_lib badges --repo "
+              "OWNER/NAME` and open the chapter from its new badge.")'''
 
 
 def _with_badge(markdown: str, badge: str) -> str:

@@ -1,5 +1,6 @@
 """The Colab badge and setup cell: what the setup cell would run in Colab, that it runs nothing elsewhere,
 and that every chapter carries both, in step with the one repository constant."""
+import glob
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,21 @@ from genai_lib.cli import main as cli_main
 CHAPTERS = runner.list_chapters()
 
 
-def run_setup_cell(monkeypatch, source, in_colab):
-    """Execute a setup cell's source with subprocess.run recorded instead of run; return (commands, widgets on)."""
+def run_setup_cell(monkeypatch, source, in_colab, uploaded=(), fail=None):
+    """Execute a setup cell's source with subprocess.run recorded; return (commands, widgets on).
+
+    ``uploaded``: the course files glob would find; ``fail``: ``(program, stderr)`` for a command that fails.
+    A real run in a Colab-like environment is issue 19's end-to-end test; this one checks the cell's decisions.
+    """
     commands, widgets = [], []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: commands.append(list(cmd)))
+
+    def record(cmd, **kw):
+        commands.append(list(cmd))
+        failed = fail is not None and fail[0] in cmd  # "git" for the clone, "pip" for the install
+        return subprocess.CompletedProcess(cmd, 1 if failed else 0, "", fail[1] if failed else "")
+
+    monkeypatch.setattr(subprocess, "run", record)
+    monkeypatch.setattr(glob, "glob", lambda pattern: [u for u in uploaded if u.startswith(pattern.split("*")[0])])
     if in_colab:
         output = types.SimpleNamespace(enable_custom_widget_manager=lambda: widgets.append(True))
         fake = types.ModuleType("google.colab")
@@ -25,8 +37,8 @@ def run_setup_cell(monkeypatch, source, in_colab):
         monkeypatch.setitem(sys.modules, "google.colab", fake)
         monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
         sys.modules["google"].colab = fake
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the cell prepends the clone; undo that afterwards
-    exec(compile(source, "setup cell", "exec"), {})
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(compile(source, "setup cell", "exec"), {})  # raises nothing, whatever happens
     return commands, widgets
 
 
@@ -39,8 +51,36 @@ def test_in_colab_the_setup_cell_clones_the_ref_and_installs_without_touching_to
     assert "-e" not in pip and "--editable" not in pip  # an editable install is not importable until a restart
     assert not any("torch" in part for part in pip)     # Colab's torch stays
     assert len(commands) == 2 and widgets == [True]
-    assert sys.path[0] == "/content/genai-course"
     assert "GPU" in capsys.readouterr().out             # says what it found, or how to get one
+
+
+def test_an_uploaded_course_file_is_installed_even_without_a_repository(monkeypatch, capsys):
+    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source(), True,
+                                       uploaded=["/content/drive/MyDrive/genai-course.zip"])
+    assert commands == [[sys.executable, "-m", "pip", "install", "--quiet", "/content/drive/MyDrive/genai-course.zip"]]
+    assert widgets == [True] and "Installed the course from /content/drive/MyDrive/genai-course.zip" in \
+        capsys.readouterr().out
+
+
+def test_with_the_placeholder_address_the_cell_says_what_to_do_and_raises_nothing(monkeypatch, capsys):
+    assert colab.setup_cell_source().count(colab.PLACEHOLDER) >= 2  # the chapters carry the placeholder today
+    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source(colab.PLACEHOLDER), True)
+    said = capsys.readouterr().out
+    assert commands == [] and widgets == []
+    assert "not installed: this copy of the course has no repository address yet" in said
+    assert "genai-course.zip" in said and "python -m genai_lib pack" in said and "badges --repo" in said
+
+
+@pytest.mark.parametrize("fail, said", [
+    (("git", "fatal: repository 'https://github.com/someone/gone/' not found"),
+     "github.com/someone/gone (at main) could not be cloned: fatal: repository"),
+    (("pip", "ERROR: No matching distribution found for numpy>=1.24"), "pip could not install /content/gone"),
+])
+def test_a_clone_or_install_that_fails_is_explained_not_raised(monkeypatch, capsys, fail, said):
+    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source("someone/gone", "main"), True, fail=fail)
+    out = capsys.readouterr().out
+    assert said in out and "genai-course.zip" in out and widgets == []
+    assert len(commands) == (1 if fail[0] == "git" else 2)  # no install after a failed clone
 
 
 def test_outside_colab_the_setup_cell_does_nothing(monkeypatch):
