@@ -65,13 +65,14 @@ if "google.colab" in sys.modules:
     import subprocess
 
     REPOSITORY, REF = "{repo}", "{ref}"   # written by: python -m genai_lib badges
-    # a course file (python -m genai_lib pack) uploaded to the Files pane or to Google Drive, if any
-    packs = sorted(glob.glob("/content/genai-course*.zip") + glob.glob("/content/drive/MyDrive/genai-course*.zip"))
+    # a course file (python -m genai_lib pack) uploaded to the Files pane (Colab's working folder, /content)
+    # or to Google Drive, if any
+    packs = sorted(glob.glob("genai-course*.zip") + glob.glob("drive/MyDrive/genai-course*.zip"))
     source, problem = (packs[-1], None) if packs else (None, None)
     if source is None and REPOSITORY == "{PLACEHOLDER}":
         problem = "this copy of the course has no repository address yet."
     elif source is None:
-        source = "/content/{name}"
+        source = os.path.abspath("{name}")
         if not os.path.isdir(source):
             clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF,
                                     f"https://github.com/{{REPOSITORY}}", source], capture_output=True, text=True)

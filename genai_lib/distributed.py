@@ -16,6 +16,7 @@ nothing here does anything. The backends: gloo on CPUs, NCCL on CUDA GPUs.
 from __future__ import annotations
 
 import atexit
+import gc
 import io
 import os
 from dataclasses import dataclass
@@ -80,8 +81,15 @@ def current() -> Process:
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op outside one)."""
+    """Leave the process group (a no-op outside one).
+
+    DDP wrappers that are garbage but still held in reference cycles are freed
+    first, while their process group exists: freed after it, at interpreter
+    exit, their threads can abort the process ("terminate called without an
+    active exception"), seen once under load.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -30,6 +30,7 @@ def run_setup_cell(monkeypatch, source, in_colab, uploaded=(), fail=None):
 
     monkeypatch.setattr(subprocess, "run", record)
     monkeypatch.setattr(glob, "glob", lambda pattern: [u for u in uploaded if u.startswith(pattern.split("*")[0])])
+    monkeypatch.chdir("/")  # stands for Colab's working folder, /content: nothing is written there
     if in_colab:
         output = types.SimpleNamespace(enable_custom_widget_manager=lambda: widgets.append(True))
         fake = types.ModuleType("google.colab")
@@ -45,9 +46,9 @@ def run_setup_cell(monkeypatch, source, in_colab, uploaded=(), fail=None):
 def test_in_colab_the_setup_cell_clones_the_ref_and_installs_without_touching_torch(monkeypatch, capsys):
     commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source("someone/genai-course", "v1.2"), True)
     assert commands[0] == ["git", "clone", "--quiet", "--depth", "1", "--branch", "v1.2",
-                           "https://github.com/someone/genai-course", "/content/genai-course"]
+                           "https://github.com/someone/genai-course", "/genai-course"]
     pip = commands[1]
-    assert pip[:4] == [sys.executable, "-m", "pip", "install"] and pip[-1] == "/content/genai-course"
+    assert pip[:4] == [sys.executable, "-m", "pip", "install"] and pip[-1] == "/genai-course"
     assert "-e" not in pip and "--editable" not in pip  # an editable install is not importable until a restart
     assert not any("torch" in part for part in pip)     # Colab's torch stays
     assert len(commands) == 2 and widgets == [True]
@@ -56,9 +57,9 @@ def test_in_colab_the_setup_cell_clones_the_ref_and_installs_without_touching_to
 
 def test_an_uploaded_course_file_is_installed_even_without_a_repository(monkeypatch, capsys):
     commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source(), True,
-                                       uploaded=["/content/drive/MyDrive/genai-course.zip"])
-    assert commands == [[sys.executable, "-m", "pip", "install", "--quiet", "/content/drive/MyDrive/genai-course.zip"]]
-    assert widgets == [True] and "Installed the course from /content/drive/MyDrive/genai-course.zip" in \
+                                       uploaded=["drive/MyDrive/genai-course.zip"])
+    assert commands == [[sys.executable, "-m", "pip", "install", "--quiet", "drive/MyDrive/genai-course.zip"]]
+    assert widgets == [True] and "Installed the course from drive/MyDrive/genai-course.zip" in \
         capsys.readouterr().out
 
 
@@ -74,7 +75,7 @@ def test_with_the_placeholder_address_the_cell_says_what_to_do_and_raises_nothin
 @pytest.mark.parametrize("fail, said", [
     (("git", "fatal: repository 'https://github.com/someone/gone/' not found"),
      "github.com/someone/gone (at main) could not be cloned: fatal: repository"),
-    (("pip", "ERROR: No matching distribution found for numpy>=1.24"), "pip could not install /content/gone"),
+    (("pip", "ERROR: No matching distribution found for numpy>=1.24"), "pip could not install /gone"),
 ])
 def test_a_clone_or_install_that_fails_is_explained_not_raised(monkeypatch, capsys, fail, said):
     commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source("someone/gone", "main"), True, fail=fail)
