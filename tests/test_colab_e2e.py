@@ -13,7 +13,6 @@ Each way, chapter 00 runs in fast mode with papermill in that environment.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
