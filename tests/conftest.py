@@ -1,8 +1,23 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files, and how the suite shares the machine's cores."""
 import logging
+import os
 
-import pytest
-import torch
+# `pytest` runs its files in parallel (pytest-xdist, `-n auto --dist loadfile` in pyproject.toml). Each worker,
+# and each notebook kernel it starts, gets its share of the cores: with more threads than cores, torch's
+# threads wait on one another and the suite ran more than twice as slow. Set before torch is imported.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+MAX_WORKERS = 4  # each worker may run a notebook kernel of up to about 1 GB
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 def byte_symbols() -> dict[int, str]:

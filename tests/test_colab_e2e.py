@@ -79,7 +79,7 @@ def colab_env_vars(runtime: Path) -> dict[str, str]:
 def fresh(runtime: Path) -> Path:
     """No genai_lib in the environment, an empty working folder, no widget record: a new runtime."""
     subprocess.run([str(colab_env.python()), "-m", "pip", "uninstall", "--quiet", "--yes", "genai_lib"],
-                   capture_output=True, check=False)
+                   capture_output=True, check=False, env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1"})
     content = runtime / "content"
     shutil.rmtree(content, ignore_errors=True)
     content.mkdir()
@@ -90,7 +90,7 @@ def fresh(runtime: Path) -> Path:
 def torch_files() -> tuple[str, int, int]:
     done = subprocess.run([str(colab_env.python()), "-c", "import os, torch; s = os.stat(torch.__file__); "
                            "print(torch.__version__, s.st_ino, s.st_mtime_ns)"], capture_output=True, text=True,
-                          check=True)
+                          check=True, env={"PATH": "/usr/bin:/bin"})
     version, inode, mtime = done.stdout.split()
     return version, int(inode), int(mtime)
 
@@ -119,7 +119,8 @@ def check_installed_course(runtime: Path, torch_before: tuple[str, int, int]) ->
     assert torch_files() == torch_before  # the same torch files: not reinstalled, not upgraded
     where = subprocess.run([str(colab_env.python()), "-c", "import genai_lib, genai_lib.config as c; "
                             "print(genai_lib.__file__); print(c.SHIPPED_DATA_DIR)"], cwd=runtime,
-                           capture_output=True, text=True, check=True).stdout.split()
+                           capture_output=True, text=True, check=True,
+                           env={"PATH": "/usr/bin:/bin"}).stdout.split()  # nothing inherited: no PYTHONPATH
     site = str(colab_env.ENV)
     assert all(path.startswith(site) for path in where), where  # the package and its data from the install
     assert Path(where[1], "pretrained", "base_pydoc.safetensors").is_file()
