@@ -138,7 +138,7 @@ def check_data() -> list[Check]:
     ]
     for name, fn in (("MNIST", lambda: load_mnist("mnist")), ("Fashion-MNIST", lambda: load_mnist("fashion")),
                      ("tiny Shakespeare", lambda: load_text("tinyshakespeare"))):
-        checks.append(_try("data", f"{name} (optional)", lambda fn=fn: fn() and "downloaded", False,
+        checks.append(_try("data", f"{name} (optional)", lambda fn=fn: fn() and "downloaded, verified", False,
                            "not downloaded; chapters ask for it only when you choose it"))
 
     def writable() -> str:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import genai_lib.data as data
-from genai_lib.data import download, sources
+from genai_lib.data import download, sources, verify
 
 # ---------------------------------------------------------------- helpers
 
@@ -158,7 +158,7 @@ def test_missing_mnist_says_where_it_looked_and_how_to_download(data_dir, kind):
 @pytest.mark.parametrize("compress", [True, False])
 def test_load_mnist_from_a_folder(tmp_path, compress):
     arrays = write_fake_mnist(tmp_path / "mine", compress=compress)
-    d = data.load_mnist("fashion", path=tmp_path / "mine")
+    d = data.load_mnist("fashion", path=tmp_path / "mine", verify=False)  # files of our own, on purpose
     assert d.train_images.shape == (12, 1, 28, 28) and d.val_images.shape == (5, 1, 28, 28)
     assert d.train_images.dtype == torch.float32 and d.val_labels.dtype == torch.int64
     expected = torch.from_numpy(arrays[sources.TEST_IMAGES]).float().unsqueeze(1) / 255
@@ -169,7 +169,7 @@ def test_load_mnist_from_a_folder(tmp_path, compress):
 
 def test_load_mnist_finds_files_in_the_data_folder(data_dir):
     write_fake_mnist(data_dir / "mnist")
-    d = data.load_mnist("mnist")
+    d = data.load_mnist("mnist", verify=False)
     assert len(d.train_images) == 12 and d.classes == [str(i) for i in range(10)]
 
 
@@ -394,8 +394,142 @@ def test_the_benchmarks_t10k_split_holds_out_every_fifth_image(tmp_path):
     images = np.arange(20 * 28 * 28, dtype=np.uint8).reshape(20, 28, 28)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, compress=True)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", (np.arange(20) % 10).astype(np.uint8))
-    split = data.mnist_t10k_split(tmp_path)
+    split = data.mnist_t10k_split(tmp_path, verify=False)
     assert (len(split.train_images), len(split.val_images)) == (16, 4)
     assert split.val_labels.tolist() == [4, 9, 4, 9]  # indices 4, 9, 14, 19
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         data.mnist_t10k_split(tmp_path / "elsewhere")
+
+
+# ---------------------------------------------------------------- files copied in by hand are verified
+
+
+def pinned_registry(server: Path, unpacked_sha256: bool = True) -> tuple[sources.RemoteFile, ...]:
+    """A registry pinning the files in ``server`` as the real MNIST's are pinned: the .gz's own
+    SHA-256, plus MD5 (and, if asked, SHA-256) of what it unpacks to."""
+    files = []
+    for name in (sources.TRAIN_IMAGES, sources.TRAIN_LABELS, sources.TEST_IMAGES, sources.TEST_LABELS):
+        contents = gzip.decompress((server / name).read_bytes())
+        files.append(sources.RemoteFile(
+            name, ((server / name).as_uri(),), sha256_of(server / name), None,
+            unpacked_md5=hashlib.md5(contents).hexdigest(),
+            unpacked_sha256=hashlib.sha256(contents).hexdigest() if unpacked_sha256 else None))
+    return tuple(files)
+
+
+@pytest.fixture
+def real_mnist(data_dir, tmp_path, monkeypatch) -> dict:
+    """'The real MNIST' for these tests: small files on a file:// server, pinned in the registry."""
+    arrays = write_fake_mnist(tmp_path / "server")
+    monkeypatch.setitem(sources.DATASETS, "mnist", pinned_registry(tmp_path / "server"))
+    return arrays
+
+
+def test_fake_well_formed_idx_files_copied_in_are_refused(real_mnist, data_dir):
+    # The reviewer's probe: 20 images and labels up to 200, well-formed IDX, under $GENAI_DATA/mnist.
+    rng = np.random.default_rng(5)
+    for name in real_mnist:
+        array = rng.integers(0, 256, (20, 28, 28)) if "images" in name else np.arange(20) * 10 + 10  # 10..200
+        write_idx(data_dir / "mnist" / name, array.astype(np.uint8), compress=True)
+    with pytest.raises(data.DataFileError) as err:
+        data.load_mnist("mnist")
+    message = str(err.value)
+    assert str(data_dir / "mnist" / sources.TRAIN_IMAGES) in message and "is not the expected" in message
+    assert 'load_mnist("mnist", download=True)' in message and "verify=False" in message
+    # Turning the check off on purpose still refuses labels outside the ten classes.
+    with pytest.raises(ValueError, match="labels go up to 200, but there are only 10 classes"):
+        data.load_mnist("mnist", verify=False)
+
+
+@pytest.mark.parametrize("pin", ["sha256", "md5 only"])
+def test_a_copy_gzipped_again_or_unpacked_is_accepted_and_one_flipped_byte_is_not(
+        data_dir, tmp_path, monkeypatch, pin):
+    arrays = write_fake_mnist(tmp_path / "server")
+    monkeypatch.setitem(sources.DATASETS, "mnist",
+                        pinned_registry(tmp_path / "server", unpacked_sha256=(pin == "sha256")))
+    folder = data_dir / "mnist"
+    folder.mkdir()
+    # Honest copies: the train files gzipped again (another header), the test files unpacked.
+    for name in (sources.TRAIN_IMAGES, sources.TRAIN_LABELS):
+        contents = gzip.decompress((tmp_path / "server" / name).read_bytes())
+        again = gzip.compress(contents, mtime=12345)
+        assert again != (tmp_path / "server" / name).read_bytes()
+        (folder / name).write_bytes(again)
+    for name in (sources.TEST_IMAGES, sources.TEST_LABELS):
+        write_idx(folder / name.removesuffix(".gz"), arrays[name])
+    d = data.load_mnist("mnist")
+    assert d.val_labels.tolist() == arrays[sources.TEST_LABELS].tolist()
+
+    # One pixel byte flipped in the unpacked test images: refused, and the file is named.
+    unpacked = folder / sources.TEST_IMAGES.removesuffix(".gz")
+    raw = bytearray(unpacked.read_bytes())
+    raw[-1] ^= 0x01
+    unpacked.write_bytes(bytes(raw))
+    with pytest.raises(data.DataFileError, match=f"{unpacked.name} is not the expected {sources.TEST_IMAGES}"):
+        data.load_mnist("mnist")
+    assert unpacked.exists()  # never deleted for the user
+
+
+def test_a_flipped_byte_inside_a_gzip_copy_is_refused(real_mnist, data_dir, tmp_path):
+    folder = data_dir / "mnist"
+    folder.mkdir()
+    for name in real_mnist:
+        (folder / name).write_bytes((tmp_path / "server" / name).read_bytes())
+    data.load_mnist("mnist")
+    damaged = bytearray((folder / sources.TEST_IMAGES).read_bytes())
+    damaged[len(damaged) // 2] ^= 0x40
+    (folder / sources.TEST_IMAGES).write_bytes(bytes(damaged))
+    with pytest.raises(data.DataFileError, match=sources.TEST_IMAGES):
+        data.load_mnist("mnist")
+
+
+def test_a_checked_file_is_not_hashed_again_until_it_changes(real_mnist, data_dir, tmp_path, monkeypatch):
+    folder = data_dir / "mnist"
+    folder.mkdir()
+    for name in real_mnist:
+        (folder / name).write_bytes((tmp_path / "server" / name).read_bytes())
+    hashed = []
+    real_hash = verify._hash
+    monkeypatch.setattr(verify, "_hash", lambda stream, *d: hashed.append(stream) or real_hash(stream, *d))
+    data.load_mnist("mnist")
+    assert len(hashed) == 4 and (data_dir / verify.CACHE_NAME).is_file()
+    hashed.clear()
+    data.load_mnist("mnist")
+    assert hashed == []  # remembered
+    # Other bytes, a later modification time: checked again, and refused.
+    labels = folder / sources.TEST_LABELS
+    labels.write_bytes(gzip.compress(b"\0\0\x08\x01" + struct.pack(">I", 5) + bytes(5)))
+    with pytest.raises(data.DataFileError, match=sources.TEST_LABELS):
+        data.load_mnist("mnist")
+
+
+def test_data_fetch_says_verified_only_after_a_check(real_mnist, data_dir, capsys):
+    from genai_lib import cli
+
+    write_fake_mnist(data_dir / "mnist", n_train=20)  # well-formed, not the pinned files
+    assert cli.main(["data", "fetch", "mnist"]) == 1
+    err = capsys.readouterr().err
+    assert "mnist: FAILED" in err and "is not the expected" in err
+    for path in (data_dir / "mnist").iterdir():
+        path.unlink()
+    assert cli.main(["data", "fetch", "mnist"]) == 0  # downloads from the file:// server, checks
+    assert "verified" in capsys.readouterr().out
+
+
+SHARED_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not (SHARED_T10K / sources.TEST_IMAGES).is_file(), reason="no copy of MNIST's t10k files here")
+def test_the_real_t10k_files_pass_and_a_flipped_pixel_does_not(data_dir, tmp_path):
+    # A real copy, gzipped by someone else (its .gz digest is not the mirror's): accepted by its contents.
+    split = data.mnist_t10k_split(SHARED_T10K)
+    assert len(split.train_images) == 8000
+    for name in (sources.TEST_IMAGES, sources.TEST_LABELS):
+        (tmp_path / name.removesuffix(".gz")).write_bytes(gzip.decompress((SHARED_T10K / name).read_bytes()))
+    data.mnist_t10k_split(tmp_path)  # unpacked by hand: accepted
+    images = tmp_path / sources.TEST_IMAGES.removesuffix(".gz")
+    raw = bytearray(images.read_bytes())
+    raw[16 + 28 * 14 + 14] ^= 0x80  # one pixel in the middle of the first digit
+    images.write_bytes(bytes(raw))
+    with pytest.raises(data.DataFileError, match="is not the expected"):
+        data.mnist_t10k_split(tmp_path)

@@ -7,7 +7,8 @@
   (byte-level BPE), :class:`TokenWindows` (training batches of a language model).
 - batches: :class:`StepBatches`, the contract the training loop reads data
   through (the batch of step s), and :class:`EpochBatches` (shuffled epochs of tensors).
-- downloads: :func:`fetch`, checked by SHA-256 and written atomically.
+- downloads: :func:`fetch`, checked by SHA-256 and written atomically; files copied
+  in by hand are checked too (:mod:`genai_lib.data.verify`).
 - 2-D toys: :func:`eight_gaussians` (a ring of 8 modes, for GANs),
   :func:`ring_centres`, :func:`mode_coverage`.
 
@@ -29,12 +30,14 @@ from genai_lib.data.text import (
     tokenizer_from_dict,
 )
 from genai_lib.data.toy import eight_gaussians, mode_coverage, ring_centres
+from genai_lib.data.verify import DataFileError
 
 __all__ = [
     "BPETokenizer",
     "MNIST_KINDS",
     "TEXT_NAMES",
     "CharTokenizer",
+    "DataFileError",
     "DownloadError",
     "EpochBatches",
     "ImageData",

@@ -19,6 +19,7 @@ import torch
 
 from genai_lib.data import sources
 from genai_lib.data.download import fetch
+from genai_lib.data.verify import check_file
 
 MNIST_KINDS = ("mnist", "fashion")
 
@@ -159,7 +160,8 @@ def _find_mnist_file(kind: str, name: str, path: Path | None) -> Path | None:
     return None
 
 
-def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | None = None) -> ImageData:
+def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | None = None,
+               verify: bool = True) -> ImageData:
     """MNIST digits or Fashion-MNIST clothes: 28x28 grey images in 10 classes.
 
     Train is the official 60,000-image training set, validation the official
@@ -171,9 +173,12 @@ def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | N
             Fashion-MNIST) into ``config.download_dir()/<kind>/``.
         path: a folder holding the four IDX files (``.gz`` or unpacked) to use
             instead of the data folders; downloads, if asked for, go there too.
+        verify: check every file, downloaded or copied in by hand, against the
+            pinned digests (:mod:`genai_lib.data.verify`; remembered, so a file is
+            hashed once). ``False`` only for IDX files of your own.
 
     Raises:
-        ValueError: unknown ``kind``, or a file is corrupt.
+        ValueError: unknown ``kind``, or a file is corrupt, fake or not the pinned one.
         FileNotFoundError: files are missing and ``download`` is False.
     """
     if kind not in MNIST_KINDS:
@@ -189,16 +194,24 @@ def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | N
         dest = (folder or sources.download_folder(kind)) / name
         found[name] = fetch(list(remote.urls), dest, remote.sha256, what=f"{kind} {name}")
 
+    if verify:
+        path_arg = f', path="{folder}"' if folder is not None else ""
+        fix = f'run genai_lib.data.load_mnist("{kind}", download=True{path_arg}) to download it again.'
+        for name in _MNIST_FILES:
+            check_file(found[name], sources.remote_file(kind, name), fix)
     arrays = [read_idx(found[name]) for name in _MNIST_FILES]
+    name, classes = ("MNIST", DIGIT_CLASSES) if kind == "mnist" else ("Fashion-MNIST", FASHION_CLASSES)
     for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "val")):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(f"The {kind} {split} files do not match: images {images.shape}, "
                              f"labels {labels.shape}. Delete them and download them again.")
-    name, classes = ("MNIST", DIGIT_CLASSES) if kind == "mnist" else ("Fashion-MNIST", FASHION_CLASSES)
+        if len(labels) and labels.max() >= len(classes):
+            raise ValueError(f"The {kind} {split} labels go up to {labels.max()}, but there are only "
+                             f"{len(classes)} classes (0 to {len(classes) - 1}): these are not {name} labels.")
     return _to_image_data(name, *arrays, classes, max_value=255.0)
 
 
-def mnist_t10k_split(folder: str | Path) -> ImageData:
+def mnist_t10k_split(folder: str | Path, verify: bool = True) -> ImageData:
     """MNIST's 10,000 test images from ``folder`` (IDX files, gzipped or not), as 8,000 train / 2,000 held out.
 
     The split the benchmarks use on a machine with only the t10k files: every
@@ -214,8 +227,11 @@ def mnist_t10k_split(folder: str | Path) -> ImageData:
         raise FileNotFoundError(f"No {names[1]} (or {names[0]}) in {folder}: give the folder that holds MNIST's "
                                 f"t10k IDX files.")
 
-    images = read_idx(first("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"))
-    labels = read_idx(first("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"))
+    files = [first(name, _unpacked(name)) for name in (sources.TEST_IMAGES, sources.TEST_LABELS)]
+    if verify:  # the benchmarks' figures are only comparable on the real test set
+        for path, name in zip(files, (sources.TEST_IMAGES, sources.TEST_LABELS)):
+            check_file(path, sources.remote_file("mnist", name), "copy MNIST's t10k files there again.")
+    images, labels = (read_idx(path) for path in files)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     held = torch.arange(len(x)) % 5 == 4
