@@ -197,28 +197,60 @@ class SaveCheckpoints(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar with the latest losses. ``style``: ``"auto"`` (a widget in notebooks), ``"text"`` or ``"off"``."""
+    """Shows how training goes, in one of :data:`genai_lib.config.PROGRESS_STYLES`.
+
+    ``"auto"``: a tqdm bar (a widget in a notebook) with the latest losses;
+    ``"text"``: a plain-text bar that redraws rarely (for terminals and logs);
+    ``"summary"``: no bar, one line when the run ends (steps, time, last losses),
+    so a saved notebook records each run in a line a reader can use;
+    ``"off"``: nothing.
+    """
 
     def __init__(self, style: str, end: int, desc: str, enabled: bool = True):
         if style not in config.PROGRESS_STYLES:
             raise ValueError(f"progress must be True, False or one of {config.PROGRESS_STYLES}; got {style!r}.")
         self.style, self.end, self.desc, self.enabled, self.bar = style, end, desc, enabled, None
+        self.first_step, self.started = 0, 0.0
 
     def on_start(self, state: TrainingState) -> None:
+        self.first_step, self.started = state.step, time.perf_counter()
+        if self.style == "summary":
+            if self.enabled and state.step >= self.end:
+                print(f"{self.desc}: already trained ({state.step:,} steps, from the checkpoint)", flush=True)
+            return
         kwargs = dict(total=self.end, initial=state.step, desc=self.desc,
                       disable=self.style == "off" or not self.enabled or state.step >= self.end)
         if self.style == "text":
-            # few updates, so a notebook saved with its output keeps a short record of the run
             self.bar = tqdm_text(mininterval=10.0, ascii=True, **kwargs)
         else:
             self.bar = tqdm_auto(dynamic_ncols=True, **kwargs)
 
     def after_step(self, state: TrainingState, metrics: Metrics) -> None:
-        last = state.history.rows[-1] if state.history.rows else {}
-        if last.get("step") == state.step and last.get("split") == "train":
-            losses = [k for k in last if k.endswith("loss")][:3]
-            self.bar.set_postfix({k: f"{last[k]:.4g}" for k in losses}, refresh=False)
+        if self.bar is None:
+            return
+        losses = self._last_losses(state)
+        if losses:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
         self.bar.update(1)
+
+    def on_end(self, state: TrainingState) -> None:
+        steps = state.step - self.first_step
+        if self.style != "summary" or not self.enabled or steps <= 0:
+            return
+        seconds = time.perf_counter() - self.started
+        resumed = f" (resumed at step {self.first_step:,})" if self.first_step else ""
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in self._last_losses(state).items())
+        print(f"{self.desc}: {steps:,} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s){resumed}"
+              + (f"; last {losses}" if losses else ""), flush=True)
+
+    @staticmethod
+    def _last_losses(state: TrainingState) -> dict[str, float]:
+        """The most recent logged training losses (at most three), or {} if none was logged yet."""
+        train_rows = [row for row in state.history.rows[-4:] if row.get("split") == "train"]
+        if not train_rows:
+            return {}
+        last = train_rows[-1]
+        return {k: last[k] for k in [k for k in last if k.endswith("loss")][:3]}
 
     def close(self) -> None:
         if self.bar is not None:

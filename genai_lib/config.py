@@ -10,8 +10,9 @@ environment variables, so a learner can see at a glance what can be changed:
 - ``GENAI_DATA``: the one folder to read and write data in, instead of the
   repository's ``data/`` and the user cache folder.
 - ``GENAI_PROGRESS``: how training shows progress: ``auto`` (a widget in a
-  notebook, text in a terminal; the default), ``text`` (plain text, which
-  survives in saved notebooks: ``python -m genai_lib run`` sets it) or ``off``.
+  notebook, text in a terminal; the default), ``text`` (a plain-text bar),
+  ``summary`` (one line per training run: ``python -m genai_lib run`` sets it,
+  so saved notebooks read cleanly) or ``off``.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def parse_flag(name: str, value: str | None) -> bool:
 FAST: bool = parse_flag("GENAI_FAST", os.environ.get("GENAI_FAST"))
 
 
-PROGRESS_STYLES = ("auto", "text", "off")
+PROGRESS_STYLES = ("auto", "text", "summary", "off")
 
 
 def parse_progress(value: str | None) -> str:

@@ -136,7 +136,8 @@ def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None
     ``fast=True``/``False`` sets ``GENAI_FAST`` for the kernel; ``None`` keeps
     this process's setting. Figures are kept: ``MPLBACKEND`` is removed from
     the kernel's environment, since a non-inline backend makes them vanish.
-    Progress bars are plain text, so the saved notebook records each run.
+    Training runs print one summary line each instead of a progress bar, so the
+    saved notebook records each run in a line, not in bar fragments.
     """
     import papermill  # imported here: it is slow to import and only this needs it
 
@@ -144,7 +145,7 @@ def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None
     output = out_dir / notebook.name
     saved_env = dict(os.environ)
     os.environ.pop("MPLBACKEND", None)
-    os.environ["GENAI_PROGRESS"] = "text"  # a widget's final state is not saved in the notebook; text is
+    os.environ["GENAI_PROGRESS"] = "summary"  # one line per training run in the saved notebook, no bar fragments
     if fast is not None:
         os.environ["GENAI_FAST"] = "1" if fast else "0"
     start = time.perf_counter()

@@ -33,7 +33,7 @@ import torch
 
 from genai_lib import distributed
 from genai_lib.callbacks import Callback, StepTimer
-from genai_lib.config import get_device, seed_everything
+from genai_lib.config import PROGRESS_STYLES, get_device, seed_everything
 from genai_lib.checkpoint import save_model
 from genai_lib.data import TEXT_NAMES, CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
@@ -189,7 +189,7 @@ HELP = {
     "log_every": "steps per logged training loss", "eval_every": "steps between held-out evaluations (0: at the end)",
     "progress": "progress bar style",
 }
-CHOICES = {"corpus": TEXT_NAMES, "precision": ("auto", "fp32", "bf16", "fp16"), "progress": ("auto", "text", "off")}
+CHOICES = {"corpus": TEXT_NAMES, "precision": ("auto", "fp32", "bf16", "fp16"), "progress": PROGRESS_STYLES}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GPTRun:

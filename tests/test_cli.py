@@ -39,7 +39,8 @@ def test_run_executes_a_notebook_with_parameters_and_reports_time(tmp_path):
     params = nbformat.v4.new_code_cell("seed = 0")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        "import os, matplotlib\nassert seed == 3, seed\nprint('fast', os.environ['GENAI_FAST'], 'backend', matplotlib.get_backend())")]
+        "import os, matplotlib\nassert seed == 3, seed\nprint('fast', os.environ['GENAI_FAST'], 'backend', matplotlib.get_backend())\n"
+        "print('progress', os.environ['GENAI_PROGRESS'])")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     source = tmp_path / "01_tiny.ipynb"
     nbformat.write(nb, source)
@@ -52,6 +53,7 @@ def test_run_executes_a_notebook_with_parameters_and_reports_time(tmp_path):
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "fast 1 backend" in printed  # fast mode reached the kernel
     assert "inline" in printed  # figures go into the notebook, not to the caller's MPLBACKEND=Agg
+    assert "progress summary" in printed  # one line per training run, no bar fragments saved
 
 
 def test_a_failing_chapter_gives_a_nonzero_exit_and_says_why(tmp_path):

@@ -291,6 +291,24 @@ def test_text_progress_leaves_a_final_record(capsys):
     assert "tiny run" in err and "12/12" in err
 
 
+def test_summary_progress_is_one_line_per_run_and_no_bar(tmp_path, capsys):
+    # What a saved notebook shows (python -m genai_lib run sets GENAI_PROGRESS=summary).
+    model = make_net()
+    ckpt_path = tmp_path / "run.pt"
+    fit(model, mse(model), regression_data(), steps=12, stop_after=5, progress="summary", desc="tiny run",
+        checkpoint_path=ckpt_path, log_every=1)
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and out.startswith("tiny run: 5 steps in ") and "; last loss " in out
+    assert err == ""  # no bar fragments on stderr
+    fit(model, mse(model), regression_data(), steps=12, progress="summary", desc="tiny run",
+        checkpoint_path=ckpt_path, log_every=1)
+    last = capsys.readouterr().out.splitlines()[-1]  # after "Resumed from ... at step 5."
+    assert last.startswith("tiny run: 7 steps in ") and "(resumed at step 5)" in last
+    fit(model, mse(model), regression_data(), steps=12, progress="summary", desc="tiny run",
+        checkpoint_path=ckpt_path)
+    assert capsys.readouterr().out.splitlines()[-1] == "tiny run: already trained (12 steps, from the checkpoint)"
+
+
 def test_an_unknown_progress_style_is_a_clear_error():
     model = make_net()
     with pytest.raises(ValueError, match="progress must be"):
