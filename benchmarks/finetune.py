@@ -23,6 +23,7 @@ Instruction tuning: the generated tasks of genai_lib.data.instructions, trained
 with the prompt masked out of the loss; exact match on held-out prompts for the
 base as it is, after full fine-tuning, and after LoRA. The last line is JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,37 +60,69 @@ def adapt(method: str, args: argparse.Namespace) -> dict:
     base, tok, _ = load_base()
     target_train, target_val = split_train_val(torch.tensor(tok.encode(load_text("stdlib"))))
     _, source_val = split_train_val(torch.tensor(tok.encode(load_text("pydoc"))))
-    seed_everything(args.seed)  # after load_base, so that the model's start is the same as in chapter 04
+    # after load_base, so that the model's start is the same as in chapter 04
+    seed_everything(args.seed)
     model = prepare(base, method, lora_r=args.lora_r, lora_alpha=2.0 * args.lora_r)
     trainable, total = trainable_parameters(model)
     lr = args.lora_lr if method == "lora" else args.lr
     ends: list[float] = []
     start = time.perf_counter()
-    train_lm(model, target_train, steps=args.steps, block_size=model.block_size, batch_size=args.batch_size,
-             lr=lr, weight_decay=0.1 if method != "lora" else 0.0, warmup_steps=args.steps // 10,
-             seed=args.seed, device=device, progress=False, log_every=10,
-             callbacks=[lambda step: ends.append(time.perf_counter())])
+    train_lm(
+        model,
+        target_train,
+        steps=args.steps,
+        block_size=model.block_size,
+        batch_size=args.batch_size,
+        lr=lr,
+        weight_decay=0.1 if method != "lora" else 0.0,
+        warmup_steps=args.steps // 10,
+        seed=args.seed,
+        device=device,
+        progress=False,
+        log_every=10,
+        callbacks=[lambda step: ends.append(time.perf_counter())],
+    )
     seconds = time.perf_counter() - start
     steps = [b - a for a, b in zip([start, *ends], ends)]
-    return {"trainable_params": trainable, "total_params": total,
-            "target_val": round(evaluate_lm(model, target_val), 4), "source_val": round(evaluate_lm(model, source_val), 4),
-            "s_per_step": round(statistics.median(steps[min(5, len(steps) // 2):]), 4),
-            "peak_mb": round(peak_mb(device)), "train_s": round(seconds, 1)}
+    return {
+        "trainable_params": trainable,
+        "total_params": total,
+        "target_val": round(evaluate_lm(model, target_val), 4),
+        "source_val": round(evaluate_lm(model, source_val), 4),
+        "s_per_step": round(statistics.median(steps[min(5, len(steps) // 2) :]), 4),
+        "peak_mb": round(peak_mb(device)),
+        "train_s": round(seconds, 1),
+    }
 
 
 def instruct(method: str, args: argparse.Namespace) -> float:
     """Exact match on held-out prompts for the base ("base"), or after full or LoRA instruction tuning."""
     torch.set_num_threads(args.threads)
     base, tok, _ = load_base()
-    train, val = make_instruction_data(vocabulary_words(load_text("pydoc")), n_train=args.instruct_train,
-                                       n_val=args.instruct_val, seed=args.seed)
+    train, val = make_instruction_data(
+        vocabulary_words(load_text("pydoc")),
+        n_train=args.instruct_train,
+        n_val=args.instruct_val,
+        seed=args.seed,
+    )
     if method != "base":
         seed_everything(args.seed)
         model = prepare(base, method, lora_r=args.lora_r, lora_alpha=2.0 * args.lora_r)
-        inputs, targets = encode_examples(train, tok.encode, block_size=48, pad_id=tok.encode(" ")[0])
-        fit(model, lambda b: next_token_loss(model(b[0]), b[1]), (inputs, targets), steps=args.instruct_steps,
-            batch_size=32, lr=args.lora_lr if method == "lora" else args.lr, warmup_steps=args.instruct_steps // 10,
-            device=args.device, progress=False, seed=args.seed)
+        inputs, targets = encode_examples(
+            train, tok.encode, block_size=48, pad_id=tok.encode(" ")[0]
+        )
+        fit(
+            model,
+            lambda b: next_token_loss(model(b[0]), b[1]),
+            (inputs, targets),
+            steps=args.instruct_steps,
+            batch_size=32,
+            lr=args.lora_lr if method == "lora" else args.lr,
+            warmup_steps=args.instruct_steps // 10,
+            device=args.device,
+            progress=False,
+            seed=args.seed,
+        )
         base = model.eval()
     return exact_match(base, val, tok.encode, tok.decode)
 
@@ -101,45 +134,77 @@ def in_subprocess(fn, *fn_args):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=300, help="domain-adaptation steps per method")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW rate for scratch, full and frozen")
-    parser.add_argument("--lora-lr", type=float, default=5e-3, help="AdamW rate for the LoRA adapters")
-    parser.add_argument("--lora-r", type=int, default=4, help="LoRA rank (4: 3.9%% of the parameters)")
+    parser.add_argument(
+        "--lr", type=float, default=1e-3, help="AdamW rate for scratch, full and frozen"
+    )
+    parser.add_argument(
+        "--lora-lr", type=float, default=5e-3, help="AdamW rate for the LoRA adapters"
+    )
+    parser.add_argument(
+        "--lora-r", type=int, default=4, help="LoRA rank (4: 3.9%% of the parameters)"
+    )
     parser.add_argument("--instruct-steps", type=int, default=400)
     parser.add_argument("--instruct-train", type=int, default=4000)
     parser.add_argument("--instruct-val", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="domain-adaptation methods to run (a sweep of LoRA settings needs only lora)")
-    parser.add_argument("--instruct-methods", nargs="*", choices=("base", "full", "lora"),
-                        default=["base", "full", "lora"], help="instruction-tuning runs (none: skip them)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        help="domain-adaptation methods to run (a sweep of LoRA settings needs only lora)",
+    )
+    parser.add_argument(
+        "--instruct-methods",
+        nargs="*",
+        choices=("base", "full", "lora"),
+        default=["base", "full", "lora"],
+        help="instruction-tuning runs (none: skip them)",
+    )
     args = parser.parse_args(argv)
 
     methods = {}
-    print(f"Domain adaptation, pydoc -> stdlib: {args.steps} steps of {args.batch_size} windows per method "
-          f"(nats per character, held out)")
-    print(f"{'method':<9}{'trainable':>11}{'total':>10}{'share':>8}{'target val':>12}{'source val':>12}"
-          f"{'s/step':>9}{'peak MB':>9}{'train s':>9}")
+    print(
+        f"Domain adaptation, pydoc -> stdlib: {args.steps} steps of {args.batch_size} windows per method "
+        f"(nats per character, held out)"
+    )
+    print(
+        f"{'method':<9}{'trainable':>11}{'total':>10}{'share':>8}{'target val':>12}{'source val':>12}"
+        f"{'s/step':>9}{'peak MB':>9}{'train s':>9}"
+    )
     for method in args.methods:
         r = in_subprocess(adapt, method, args)
         methods[method] = r
-        print(f"{method:<9}{r['trainable_params']:>11,}{r['total_params']:>10,}"
-              f"{r['trainable_params'] / r['total_params']:>8.1%}{r['target_val']:>12.4f}{r['source_val']:>12.4f}"
-              f"{r['s_per_step']:>9.3f}{r['peak_mb']:>9}{r['train_s']:>9.1f}", flush=True)
+        print(
+            f"{method:<9}{r['trainable_params']:>11,}{r['total_params']:>10,}"
+            f"{r['trainable_params'] / r['total_params']:>8.1%}{r['target_val']:>12.4f}{r['source_val']:>12.4f}"
+            f"{r['s_per_step']:>9.3f}{r['peak_mb']:>9}{r['train_s']:>9.1f}",
+            flush=True,
+        )
 
-    print(f"\nInstruction tuning: {args.instruct_steps} steps, exact match on {args.instruct_val} held-out prompts")
+    print(
+        f"\nInstruction tuning: {args.instruct_steps} steps, exact match on {args.instruct_val} held-out prompts"
+    )
     em = {}
     for method in args.instruct_methods:
         start = time.perf_counter()
         em[f"{method}_em"] = round(in_subprocess(instruct, method, args), 4)
-        print(f"{method:<6} exact match {em[f'{method}_em']:.1%} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{method:<6} exact match {em[f'{method}_em']:.1%} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
 
-    summary = {"methods": {m: {k: v for k, v in r.items() if k != "train_s"} for m, r in methods.items()},
-               "instruct": em}
+    summary = {
+        "methods": {m: {k: v for k, v in r.items() if k != "train_s"} for m, r in methods.items()},
+        "instruct": em,
+    }
     print(json.dumps(summary))
     return summary
 

@@ -22,6 +22,7 @@ are seeded). Run from the repository root::
 
 The last line is JSON: ``{"configs": {NAME: {"tokens_per_s_median", "final_loss"}}}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,14 +52,34 @@ def train_once(name: str, steps: int, workdir: Path) -> dict:
     config = CONFIGS[name]
     log = workdir / f"{name}.jsonl"
     log.unlink(missing_ok=True)
-    script = ["-m", "genai_lib.train_gpt", "--steps", str(steps), "--batch-size",
-              str(GLOBAL_BATCH // config["processes"]), "--device", "cpu", "--progress", "off",
-              "--log-every", "10", "--log-file", str(log), *config["args"]]
+    script = [
+        "-m",
+        "genai_lib.train_gpt",
+        "--steps",
+        str(steps),
+        "--batch-size",
+        str(GLOBAL_BATCH // config["processes"]),
+        "--device",
+        "cpu",
+        "--progress",
+        "off",
+        "--log-every",
+        "10",
+        "--log-file",
+        str(log),
+        *config["args"],
+    ]
     if config["processes"] == 1:
         command = [sys.executable, *script]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={config['processes']}", *script]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={config['processes']}",
+            *script,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": str(config["threads"]), "MASTER_ADDR": "127.0.0.1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -66,37 +87,54 @@ def train_once(name: str, steps: int, workdir: Path) -> dict:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     summary = next(r for r in records if r["kind"] == "summary")
     losses = [r["loss"] for r in records if r["kind"] == "history" and r["split"] == "train"]
-    return {"tokens_per_s": summary["tokens_per_s_median"], "final_loss": losses[-1],
-            "val_bits": summary["val_bits"], "seconds": summary["seconds"]}
+    return {
+        "tokens_per_s": summary["tokens_per_s_median"],
+        "final_loss": losses[-1],
+        "val_bits": summary["val_bits"],
+        "seconds": summary["seconds"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="run these configurations only")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(CONFIGS), help="run these configurations only"
+    )
     args = parser.parse_args(argv)
     names = args.only or list(CONFIGS)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-          f"{args.steps} steps of {GLOBAL_BATCH} x 64 tokens, {args.repeats} repeats")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+        f"{args.steps} steps of {GLOBAL_BATCH} x 64 tokens, {args.repeats} repeats"
+    )
 
     runs: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):  # interleaved, so a noisy minute hits every configuration alike
+        # interleaved, so a noisy minute hits every configuration alike
+        for repeat in range(args.repeats):
             for name in names:
                 result = train_once(name, args.steps, Path(tmp))
                 runs[name].append(result)
-                print(f"  repeat {repeat + 1} {name:24s} {result['tokens_per_s']:>8,} tokens/s  "
-                      f"loss {result['final_loss']:.4f}  ({result['seconds']:.1f} s)", flush=True)
+                print(
+                    f"  repeat {repeat + 1} {name:24s} {result['tokens_per_s']:>8,} tokens/s  "
+                    f"loss {result['final_loss']:.4f}  ({result['seconds']:.1f} s)",
+                    flush=True,
+                )
 
     configs = {}
-    print(f"\n{'configuration':24s} {'tokens/s (median)':>18s} {'all runs':>26s} {'final loss':>11s} {'held-out bits':>14s}")
+    header = ["tokens/s (median)".rjust(18), "all runs".rjust(26), "final loss".rjust(11)]
+    print(f"\n{'configuration':24s} {' '.join(header)} {'held-out bits':>14s}")
     for name in names:
         speeds = [r["tokens_per_s"] for r in runs[name]]
-        configs[name] = {"tokens_per_s_median": round(statistics.median(speeds)),
-                         "final_loss": round(runs[name][0]["final_loss"], 4)}
-        print(f"{name:24s} {configs[name]['tokens_per_s_median']:>18,} {str(speeds):>26s} "
-              f"{configs[name]['final_loss']:>11.4f} {runs[name][0]['val_bits']:>14.3f}")
+        configs[name] = {
+            "tokens_per_s_median": round(statistics.median(speeds)),
+            "final_loss": round(runs[name][0]["final_loss"], 4),
+        }
+        print(
+            f"{name:24s} {configs[name]['tokens_per_s_median']:>18,} {str(speeds):>26s} "
+            f"{configs[name]['final_loss']:>11.4f} {runs[name][0]['val_bits']:>14.3f}"
+        )
     print(json.dumps({"configs": configs}))
     return configs
 

@@ -17,6 +17,7 @@ and names a ``key``; checkpoints save it and resume gives it back through
 :class:`LogMetrics`, :class:`Evaluate`, :class:`SaveCheckpoints`,
 :class:`ProgressBar` and :class:`StopOnCtrlC`; pass your own in ``callbacks``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,9 @@ import signal
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -116,8 +118,11 @@ class LogMetrics(Callback):
         if not bad:
             return
         path = self.checkpoint_path
-        where = (f" The last checkpoint, from before it diverged, is {path}."
-                 if path is not None and Path(path).exists() else "")
+        where = (
+            f" The last checkpoint, from before it diverged, is {path}."
+            if path is not None and Path(path).exists()
+            else ""
+        )
         raise TrainingDivergedError(
             f"Training diverged: {', '.join(f'{k}={v}' for k, v in bad.items())} at or before step {step}.\n"
             f"Likely causes:\n"
@@ -167,7 +172,9 @@ class SaveCheckpoints(Callback):
     wait for ranks that may be gone.
     """
 
-    def __init__(self, path: str | Path, every: int, callbacks: list[Callback], process: distributed.Process):
+    def __init__(
+        self, path: str | Path, every: int, callbacks: list[Callback], process: distributed.Process
+    ):
         self.path, self.every, self.callbacks, self.process = Path(path), every, callbacks, process
 
     def save(self, state: TrainingState) -> None:
@@ -187,13 +194,20 @@ class SaveCheckpoints(Callback):
     def on_interrupt(self, state: TrainingState, between_steps: bool) -> None:
         if between_steps and not self.process.distributed:
             self.save(state)
-            print(f"Interrupted after step {state.step}; saved {self.path} at step {state.step}. "
-                  f"Run the same cell to resume.")
+            print(
+                f"Interrupted after step {state.step}; saved {self.path} at step {state.step}. "
+                f"Run the same cell to resume."
+            )
         elif self.process.is_main:
-            held = (f"it holds step {ckpt.read_checkpoint(self.path)['step']}" if self.path.is_file()
-                    else "none was written yet")
-            print(f"Interrupted during step {state.step + 1}; kept the last periodic checkpoint, {self.path}: "
-                  f"{held}.")
+            held = (
+                f"it holds step {ckpt.read_checkpoint(self.path)['step']}"
+                if self.path.is_file()
+                else "none was written yet"
+            )
+            print(
+                f"Interrupted during step {state.step + 1}; kept the last periodic checkpoint, {self.path}: "
+                f"{held}."
+            )
 
 
 class ProgressBar(Callback):
@@ -208,7 +222,9 @@ class ProgressBar(Callback):
 
     def __init__(self, style: str, end: int, desc: str, enabled: bool = True):
         if style not in config.PROGRESS_STYLES:
-            raise ValueError(f"progress must be True, False or one of {config.PROGRESS_STYLES}; got {style!r}.")
+            raise ValueError(
+                f"progress must be True, False or one of {config.PROGRESS_STYLES}; got {style!r}."
+            )
         self.style, self.end, self.desc, self.enabled, self.bar = style, end, desc, enabled, None
         self.first_step, self.started = 0, 0.0
 
@@ -216,10 +232,17 @@ class ProgressBar(Callback):
         self.first_step, self.started = state.step, time.perf_counter()
         if self.style == "summary":
             if self.enabled and state.step >= self.end:
-                print(f"{self.desc}: already trained ({state.step:,} steps, from the checkpoint)", flush=True)
+                print(
+                    f"{self.desc}: already trained ({state.step:,} steps, from the checkpoint)",
+                    flush=True,
+                )
             return
-        kwargs = dict(total=self.end, initial=state.step, desc=self.desc,
-                      disable=self.style == "off" or not self.enabled or state.step >= self.end)
+        kwargs = dict(
+            total=self.end,
+            initial=state.step,
+            desc=self.desc,
+            disable=self.style == "off" or not self.enabled or state.step >= self.end,
+        )
         if self.style == "text":
             self.bar = tqdm_text(mininterval=10.0, ascii=True, **kwargs)
         else:
@@ -240,8 +263,11 @@ class ProgressBar(Callback):
         seconds = time.perf_counter() - self.started
         resumed = f" (resumed at step {self.first_step:,})" if self.first_step else ""
         losses = ", ".join(f"{k} {v:.4g}" for k, v in self._last_losses(state).items())
-        print(f"{self.desc}: {steps:,} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s){resumed}"
-              + (f"; last {losses}" if losses else ""), flush=True)
+        print(
+            f"{self.desc}: {steps:,} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s){resumed}"
+            + (f"; last {losses}" if losses else ""),
+            flush=True,
+        )
 
     @staticmethod
     def _last_losses(state: TrainingState) -> dict[str, float]:
@@ -277,8 +303,10 @@ class StopOnCtrlC(Callback):
             self.close()
             raise KeyboardInterrupt
         self.requested = True
-        print("\nStopping after this step, once its checkpoint is saved (Ctrl-C again to stop at once).",
-              flush=True)
+        print(
+            "\nStopping after this step, once its checkpoint is saved (Ctrl-C again to stop at once).",
+            flush=True,
+        )
 
     def on_start(self, state: TrainingState) -> None:
         if self.enabled and self.previous is None:

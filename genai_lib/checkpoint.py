@@ -10,6 +10,7 @@ hidden in a file. Every file written here is sealed with the SHA-256 of its
 contents, checked on load, so a byte changed on disk is refused with a clear
 error instead of resuming from a damaged weight.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,8 @@ import torch
 from torch import nn
 
 FORMAT = "genai_lib.checkpoint/1"
-SEALED = "genai_lib.sealed/1"  # the envelope of every file atomic_save writes: a payload and its SHA-256
+# the envelope of every file atomic_save writes: a payload and its SHA-256
+SEALED = "genai_lib.sealed/1"
 
 
 class CheckpointError(RuntimeError):
@@ -51,7 +53,9 @@ def compare_fingerprints(name: str, saved: dict[str, Any], current: dict[str, An
     """Human-readable differences between two fingerprints (empty if they match)."""
     problems = []
     if saved["class"] != current["class"]:
-        problems.append(f"{name} is a {saved['class']} in the checkpoint but a {current['class']} here")
+        problems.append(
+            f"{name} is a {saved['class']} in the checkpoint but a {current['class']} here"
+        )
     old, new = saved["shapes"], current["shapes"]
     for key in old.keys() - new.keys():
         problems.append(f"{name}.{key} is in the checkpoint but not in this model")
@@ -59,7 +63,9 @@ def compare_fingerprints(name: str, saved: dict[str, Any], current: dict[str, An
         problems.append(f"{name}.{key} is in this model but not in the checkpoint")
     for key in old.keys() & new.keys():
         if old[key] != new[key]:
-            problems.append(f"{name}.{key} has shape {old[key]} in the checkpoint but {new[key]} here")
+            problems.append(
+                f"{name}.{key} has shape {old[key]} in the checkpoint but {new[key]} here"
+            )
     return sorted(problems)
 
 
@@ -86,7 +92,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy(), *rest))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if (
+        "cuda" in state
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -115,14 +125,20 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"Cannot save to {path}: it is a folder. Give a file name, e.g. {path / 'run.pt'}.")
+        raise IsADirectoryError(
+            f"Cannot save to {path}: it is a folder. Give a file name, e.g. {path / 'run.pt'}."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     payload = buffer.getvalue()
-    sealed = {"format": SEALED, "sha256": hashlib.sha256(payload).hexdigest(),
-              "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
-    remove_leftovers(path.parent, path.name + ".*.tmp")  # from a save that was killed (SIGKILL, power)
+    sealed = {
+        "format": SEALED,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+    }
+    # from a save that was killed (SIGKILL, power)
+    remove_leftovers(path.parent, path.name + ".*.tmp")
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -145,8 +161,10 @@ def load_file(path: str | Path, what: str = "checkpoint", advice: str = "") -> A
     """
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"The {what} path {path} is a folder, not a file. Give the file's path, "
-                              f"e.g. {path / 'run.pt'}.")
+        raise CheckpointError(
+            f"The {what} path {path} is a folder, not a file. Give the file's path, "
+            f"e.g. {path / 'run.pt'}."
+        )
     if not path.is_file():
         raise CheckpointError(f"No {what} at {path}.")
     try:
@@ -164,14 +182,17 @@ def load_file(path: str | Path, what: str = "checkpoint", advice: str = "") -> A
     if hashlib.sha256(payload).hexdigest() != state["sha256"]:
         raise CheckpointError(
             f"The {what} {path} is damaged: its contents do not match the SHA-256 saved with them (a byte "
-            f"changed on disk, or a copy went wrong). Nothing was loaded from it. {advice}".rstrip())
+            f"changed on disk, or a copy went wrong). Nothing was loaded from it. {advice}".rstrip()
+        )
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file safely, or raise a :class:`CheckpointError` that says why not."""
     path = Path(path)
-    state = load_file(path, "checkpoint", "Delete it to start training afresh, or pass another checkpoint_path.")
+    state = load_file(
+        path, "checkpoint", "Delete it to start training afresh, or pass another checkpoint_path."
+    )
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is a torch file but not a genai_lib training checkpoint "
@@ -180,7 +201,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def check_models_match(path: str | Path, state: dict[str, Any], models: dict[str, nn.Module]) -> None:
+def check_models_match(
+    path: str | Path, state: dict[str, Any], models: dict[str, nn.Module]
+) -> None:
     """Raise :class:`CheckpointMismatchError` unless ``models`` are the ones saved in ``state``."""
     saved = state["fingerprints"]
     problems = []
@@ -215,17 +238,24 @@ def save_model(path: str | Path, model: nn.Module, tokenizer: Any = None) -> Pat
 
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):
-        raise TypeError(f"save_model needs a model with a dataclass .config; {type(model).__name__} has none.")
-    return atomic_save({
-        "format": MODEL_FORMAT,
-        "class": type(model).__name__,
-        "config": dataclasses.asdict(config),
-        "weights": model.state_dict(),
-        "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
-    }, path)
+        raise TypeError(
+            f"save_model needs a model with a dataclass .config; {type(model).__name__} has none."
+        )
+    return atomic_save(
+        {
+            "format": MODEL_FORMAT,
+            "class": type(model).__name__,
+            "config": dataclasses.asdict(config),
+            "weights": model.state_dict(),
+            "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
+        },
+        path,
+    )
 
 
-def load_model(path: str | Path, model_class: type[nn.Module], config_class: type) -> tuple[nn.Module, Any]:
+def load_model(
+    path: str | Path, model_class: type[nn.Module], config_class: type
+) -> tuple[nn.Module, Any]:
     """The inverse of :func:`save_model`: ``(model, tokenizer_state)``, the model in eval mode on the CPU.
 
     Raises :class:`CheckpointError` for an unreadable file and
@@ -235,10 +265,14 @@ def load_model(path: str | Path, model_class: type[nn.Module], config_class: typ
     path = Path(path)
     state = load_file(path, "saved model", "Save it again with save_model.")
     if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path} is not a genai_lib model file (expected format {MODEL_FORMAT!r}); "
-                              f"a training checkpoint is loaded by fit(..., checkpoint_path=...) instead.")
+        raise CheckpointError(
+            f"{path} is not a genai_lib model file (expected format {MODEL_FORMAT!r}); "
+            f"a training checkpoint is loaded by fit(..., checkpoint_path=...) instead."
+        )
     if state["class"] != model_class.__name__:
-        raise CheckpointMismatchError(f"{path} holds a {state['class']}, not a {model_class.__name__}.")
+        raise CheckpointMismatchError(
+            f"{path} holds a {state['class']}, not a {model_class.__name__}."
+        )
     model = model_class(config_class(**state["config"]))
     model.load_state_dict(state["weights"])
     return model.eval(), state["tokenizer"]

@@ -9,6 +9,7 @@ The measurements themselves (FD-digits, coverage, class accuracy) are in
 - For other datasets (MNIST, Fashion-MNIST) it is trained once per machine
   with the course's loop and cached (:func:`load_or_train_classifier`).
 """
+
 from __future__ import annotations
 
 import time
@@ -39,18 +40,24 @@ def random_shift(images: Tensor, max_shift: int = 1) -> Tensor:
     Draws from the global torch random generator, on the images' device.
     """
     n, c, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)                      # (N, C, H + 2s, W + 2s)
+    padded = F.pad(images, (max_shift,) * 4)  # (N, C, H + 2s, W + 2s)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1), device=images.device)
-    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]   # (N, 1, H, 1)
-    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]   # (N, 1, 1, W)
+    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]  # (N, 1, H, 1)
+    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]  # (N, 1, 1, W)
     batch = torch.arange(n, device=images.device)[:, None, None, None]
     channel = torch.arange(c, device=images.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]
 
 
-def train_classifier(data: ImageData, steps: int | None = None, seed: int = 0,
-                     device: str | torch.device | None = None, progress: bool | str = True,
-                     batch_size: int = 64, lr: float = 2e-3) -> DigitClassifier:
+def train_classifier(
+    data: ImageData,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool | str = True,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+) -> DigitClassifier:
     """Train a :class:`DigitClassifier` on ``data``'s training images, with :func:`genai_lib.train.fit`.
 
     The loss is the cross-entropy (nats per image) on images shifted at random
@@ -71,9 +78,20 @@ def train_classifier(data: ImageData, steps: int | None = None, seed: int = 0,
         images, labels = batch
         return F.cross_entropy(model(random_shift(images, max_shift)), labels)
 
-    fit(model, loss_fn, (data.train_images, data.train_labels), steps=steps, batch_size=batch_size,
-        lr=lr, weight_decay=1e-4, warmup_steps=min(100, steps // 10), device=device, seed=seed,
-        progress=progress, desc=f"{data.name} classifier")
+    fit(
+        model,
+        loss_fn,
+        (data.train_images, data.train_labels),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=1e-4,
+        warmup_steps=min(100, steps // 10),
+        device=device,
+        seed=seed,
+        progress=progress,
+        desc=f"{data.name} classifier",
+    )
     return model.eval()
 
 
@@ -95,14 +113,22 @@ def _load_cached(path: Path, model: DigitClassifier) -> None:
         raise ckpt.CheckpointError(reason) from None
     if not isinstance(state, dict) or state.get("format") != CACHE_FORMAT:
         raise ckpt.CheckpointError(f"it is not a {CACHE_FORMAT} file")
-    problems = ckpt.compare_fingerprints("classifier", state["fingerprint"], ckpt.fingerprint(model))
+    problems = ckpt.compare_fingerprints(
+        "classifier", state["fingerprint"], ckpt.fingerprint(model)
+    )
     if problems:
         raise ckpt.CheckpointError(f"it was saved from a different network: {problems[0]}")
     model.load_state_dict(state["model"])
 
 
-def pin_classifier(data: ImageData, folder: str | Path | None = None, steps: int | None = None, seed: int = 0,
-                   progress: bool | str = True, command: str = PIN_COMMAND) -> Path:
+def pin_classifier(
+    data: ImageData,
+    folder: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    progress: bool | str = True,
+    command: str = PIN_COMMAND,
+) -> Path:
     """Train the classifier of ``data`` on the CPU and save it as a shipped model; return its JSON path.
 
     The files are ``<folder>/<data.name>.safetensors`` and ``.json`` (the
@@ -115,15 +141,26 @@ def pin_classifier(data: ImageData, folder: str | Path | None = None, steps: int
     model = train_classifier(data, steps=steps, seed=seed, device="cpu", progress=progress)
     seconds = time.perf_counter() - start
     acc = accuracy(model, data.val_images, data.val_labels)
-    info = {"data": data.name, "network": {"image_shape": list(model.image_shape), "n_classes": model.n_classes,
-                                           "feature_dim": model.feature_dim},
-            "seed": seed, "command": command, "train_seconds": round(seconds, 1), "torch": torch.__version__,
-            "held_out_accuracy": round(acc, 4), "held_out_images": len(data.val_images)}
+    info = {
+        "data": data.name,
+        "network": {
+            "image_shape": list(model.image_shape),
+            "n_classes": model.n_classes,
+            "feature_dim": model.feature_dim,
+        },
+        "seed": seed,
+        "command": command,
+        "train_seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "held_out_accuracy": round(acc, 4),
+        "held_out_images": len(data.val_images),
+    }
     return save_weights(folder, data.name, model.state_dict(), info)
 
 
-def load_pinned_classifier(data: ImageData, folder: str | Path | None = None,
-                           device: str | torch.device | None = None) -> DigitClassifier:
+def load_pinned_classifier(
+    data: ImageData, folder: str | Path | None = None, device: str | torch.device | None = None
+) -> DigitClassifier:
     """The shipped classifier of ``data`` (in eval mode), after checking its SHA-256.
 
     Raises :class:`~genai_lib.shipped.ShippedWeightsError` if it is missing or
@@ -134,20 +171,26 @@ def load_pinned_classifier(data: ImageData, folder: str | Path | None = None,
     weights, meta = load_weights(folder, data.name, f"pinned {data.name} classifier", rebuild)
     net = meta["network"]
     if tuple(net["image_shape"]) != tuple(data.shape) or net["n_classes"] != len(data.classes):
-        raise ShippedWeightsError(f"The pinned classifier {folder / data.name}.safetensors was made for images "
-                                  f"{tuple(net['image_shape'])} in {net['n_classes']} classes; {data.name} has "
-                                  f"{tuple(data.shape)} in {len(data.classes)}. {rebuild}")
-    model = DigitClassifier(tuple(net["image_shape"]), n_classes=net["n_classes"], feature_dim=net["feature_dim"])
+        raise ShippedWeightsError(
+            f"The pinned classifier {folder / data.name}.safetensors was made for images "
+            f"{tuple(net['image_shape'])} in {net['n_classes']} classes; {data.name} has "
+            f"{tuple(data.shape)} in {len(data.classes)}. {rebuild}"
+        )
+    model = DigitClassifier(
+        tuple(net["image_shape"]), n_classes=net["n_classes"], feature_dim=net["feature_dim"]
+    )
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
-        raise ShippedWeightsError(f"The pinned classifier's weights do not fit its recorded network ({err}). "
-                                  f"{rebuild}") from None
+        raise ShippedWeightsError(
+            f"The pinned classifier's weights do not fit its recorded network ({err}). {rebuild}"
+        ) from None
     return model.to(config.get_device(device)).eval()
 
 
-def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = None, pinned: bool = True,
-                             **kw: Any) -> DigitClassifier:
+def load_or_train_classifier(
+    data: ImageData, cache_dir: str | Path | None = None, pinned: bool = True, **kw: Any
+) -> DigitClassifier:
     """The classifier of ``data``: the pinned one if the course ships one, else cached or trained.
 
     With ``pinned=True`` (the default) and a shipped classifier for
@@ -167,8 +210,10 @@ def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = Non
     if pinned and (PINNED_DIR / f"{data.name}.json").is_file():
         model = load_pinned_classifier(data, device=kw.get("device"))
         acc = accuracy(model, data.val_images, data.val_labels)
-        print(f"Loaded the course's pinned {data.name} classifier (data/classifiers/{data.name}.safetensors, "
-              f"SHA-256 checked): held-out accuracy {100 * acc:.1f}% ({len(data.val_images)} images).")
+        print(
+            f"Loaded the course's pinned {data.name} classifier (data/classifiers/{data.name}.safetensors, "
+            f"SHA-256 checked): held-out accuracy {100 * acc:.1f}% ({len(data.val_images)} images)."
+        )
         return model
     path = classifier_cache_path(data, cache_dir)
     model = DigitClassifier(data.shape, n_classes=len(data.classes))
@@ -184,9 +229,15 @@ def load_or_train_classifier(data: ImageData, cache_dir: str | Path | None = Non
         start = time.perf_counter()
         model = train_classifier(data, **kw)
         seconds = time.perf_counter() - start
-        ckpt.atomic_save({"format": CACHE_FORMAT, "data_name": data.name,
-                          "fingerprint": ckpt.fingerprint(model),
-                          "model": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+        ckpt.atomic_save(
+            {
+                "format": CACHE_FORMAT,
+                "data_name": data.name,
+                "fingerprint": ckpt.fingerprint(model),
+                "model": {k: v.cpu() for k, v in model.state_dict().items()},
+            },
+            path,
+        )
         how = f"Trained a {data.name} classifier in {seconds:.1f} s and saved it to {path}"
     acc = accuracy(model, data.val_images, data.val_labels)
     print(f"{how}: held-out accuracy {100 * acc:.1f}% ({len(data.val_images)} images).")

@@ -16,13 +16,16 @@ accelerator it found. While the address is the placeholder and no file was
 uploaded, or when the clone fails, it prints what to do and raises nothing.
 Anywhere else it does nothing.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-REPOSITORY = "OWNER/NAME"  # the course's GitHub repository; set with `python -m genai_lib badges --repo`
-REF = "main"               # the branch or tag the badges and setup cells point at
+# The course's GitHub repository, and the branch or tag that the badges and setup
+# cells point at. Set both with `python -m genai_lib badges --repo OWNER/NAME --ref REF`.
+REPOSITORY = "OWNER/NAME"
+REF = "main"
 
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 _BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)[ \t]*$", re.MULTILINE)
@@ -55,8 +58,8 @@ def setup_cell_source(repo: str = REPOSITORY, ref: str = REF) -> str:
     still the placeholder, or the clone fails) it says what to do, and raises nothing.
     """
     name = repo.split("/")[1]
-    return f'''# Setup. In Google Colab: install the course (Colab's torch is kept as it is), turn on widgets,
-# and report the GPU. Anywhere else this cell does nothing.
+    return f'''# Setup. In Google Colab: install the course (Colab's torch is kept as it is),
+# turn on widgets and report the GPU. Anywhere else this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
@@ -64,9 +67,9 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    REPOSITORY, REF = "{repo}", "{ref}"   # written by: python -m genai_lib badges
-    # a course file (python -m genai_lib pack) uploaded to the Files pane (Colab's working folder, /content)
-    # or to Google Drive, if any
+    REPOSITORY, REF = "{repo}", "{ref}"  # written by: python -m genai_lib badges
+    # A course file (python -m genai_lib pack) uploaded to the Files pane
+    # (Colab's working folder, /content) or to Google Drive, if any:
     packs = sorted(glob.glob("genai-course*.zip") + glob.glob("drive/MyDrive/genai-course*.zip"))
     source, problem = (packs[-1], None) if packs else (None, None)
     if source is None and REPOSITORY == "{PLACEHOLDER}":
@@ -74,31 +77,38 @@ if "google.colab" in sys.modules:
     elif source is None:
         source = os.path.abspath("{name}")
         if not os.path.isdir(source):
-            clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF,
-                                    f"https://github.com/{{REPOSITORY}}", source], capture_output=True, text=True)
+            url = f"https://github.com/{{REPOSITORY}}"
+            git = ["git", "clone", "--quiet", "--depth", "1", "--branch", REF, url, source]
+            clone = subprocess.run(git, capture_output=True, text=True)
             if clone.returncode != 0:
                 said = (clone.stderr.strip().splitlines() or ["no message"])[-1]
-                source, problem = None, f"github.com/{{REPOSITORY}} (at {{REF}}) could not be cloned: {{said}}"
+                source = None
+                problem = f"github.com/{{REPOSITORY}} (at {{REF}}) could not be cloned: {{said}}"
     if source is not None:
-        install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source],  # not -e: see README
-                                 capture_output=True, text=True)
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", source]  # not -e: see README
+        install = subprocess.run(pip, capture_output=True, text=True)
         if install.returncode != 0:
             problem = f"pip could not install {{source}}: {{install.stderr.strip()[-500:]}}"
     if problem is None:
-        from google.colab import output
-        output.enable_custom_widget_manager()
         import torch
-        print(f"Installed the course from {{source}}. " + (f"GPU: {{torch.cuda.get_device_name(0)}}"
-              if torch.cuda.is_available() else "No GPU in this runtime: Runtime > Change runtime type > a GPU, "
-                                                "then run the notebook again."))
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+        if torch.cuda.is_available():
+            gpu = f"GPU: {{torch.cuda.get_device_name(0)}}"
+        else:
+            gpu = "No GPU in this runtime: Runtime > Change runtime type > GPU, then run it again."
+        print(f"Installed the course from {{source}}. {{gpu}}")
     else:
-        print(f"The course is not installed: {{problem}}\\n"
-              "To install it, either\\n"
-              "  - upload genai-course.zip (your instructor's, or made with `python -m genai_lib pack` in a copy of "
-              "the course) into the Files pane on the left, or to Google Drive as MyDrive/genai-course.zip with "
-              "Drive mounted, then run this cell again; or\\n"
-              "  - in a copy of the course with a GitHub repository, run `python -m genai_lib badges --repo "
-              "OWNER/NAME` and open the chapter from its new badge.")'''
+        print(
+            f"The course is not installed: {{problem}}\\n"
+            "To install it, either\\n"
+            "  - upload genai-course.zip (your instructor's, or made with `python -m genai_lib pack`\\n"
+            "    in a copy of the course) into the Files pane on the left, or to Google Drive as\\n"
+            "    MyDrive/genai-course.zip with Drive mounted, then run this cell again; or\\n"
+            "  - in a copy of the course with a GitHub repository, run\\n"
+            "    `python -m genai_lib badges --repo OWNER/NAME` and open the chapter from its new badge."
+        )'''
 
 
 def _with_badge(markdown: str, badge: str) -> str:
@@ -130,9 +140,13 @@ def apply_to_notebook(path: Path, repo: str = REPOSITORY, ref: str = REF) -> boo
     if setup:
         setup[0].source = source
     else:
-        params = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
+        params = next(
+            (i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None
+        )
         if params is None:
-            raise ValueError(f"{path.name} has no cell tagged 'parameters' to put the setup cell before.")
+            raise ValueError(
+                f"{path.name} has no cell tagged 'parameters' to put the setup cell before."
+            )
         cell = nbformat.v4.new_code_cell(source)
         cell.metadata["tags"] = ["setup"]
         nb.cells.insert(params, cell)
@@ -147,6 +161,8 @@ def set_repository(repo: str, ref: str) -> None:
     check_repository(repo, ref)
     this = Path(__file__)
     text = this.read_text()
-    text = re.sub(r'^REPOSITORY = "[^"]*"', f'REPOSITORY = "{repo}"', text, count=1, flags=re.MULTILINE)
+    text = re.sub(
+        r'^REPOSITORY = "[^"]*"', f'REPOSITORY = "{repo}"', text, count=1, flags=re.MULTILINE
+    )
     text = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', text, count=1, flags=re.MULTILINE)
     this.write_text(text)

@@ -14,6 +14,7 @@ environment variables, so a learner can see at a glance what can be changed:
   ``summary`` (one line per training run: ``python -m genai_lib run`` sets it,
   so saved notebooks read cleanly) or ``off``.
 """
+
 from __future__ import annotations
 
 import importlib.resources
@@ -53,7 +54,9 @@ PROGRESS_STYLES = ("auto", "text", "summary", "off")
 def parse_progress(value: str | None) -> str:
     style = (value or "auto").strip().lower()
     if style not in PROGRESS_STYLES:
-        raise ValueError(f"GENAI_PROGRESS={value!r} is not understood; use one of {', '.join(PROGRESS_STYLES)}.")
+        raise ValueError(
+            f"GENAI_PROGRESS={value!r} is not understood; use one of {', '.join(PROGRESS_STYLES)}."
+        )
     return style
 
 
@@ -100,7 +103,7 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
-def device_of(x: "torch.Tensor | torch.nn.Module") -> torch.device:
+def device_of(x: torch.Tensor | torch.nn.Module) -> torch.device:
     """Where a tensor lives, or where a module's parameters live (the CPU for a module without any)."""
     if isinstance(x, torch.Tensor):
         return x.device
@@ -153,8 +156,10 @@ def data_dirs() -> list[Path]:
     if override:
         folder = Path(override).expanduser()
         if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"GENAI_DATA={override!r} is a file, not a folder. Point it at the folder "
-                                     f"that holds your data (for example the one with mnist/ in it), or unset it.")
+            raise NotADirectoryError(
+                f"GENAI_DATA={override!r} is a file, not a folder. Point it at the folder "
+                f"that holds your data (for example the one with mnist/ in it), or unset it."
+            )
         return [folder]
     dirs = [REPO_DATA_DIR] if REPO_DATA_DIR.is_dir() else []
     return dirs + [user_cache_dir()]

@@ -30,11 +30,12 @@ their ``*_trajectory`` twins that keep every step) are one loop around them.
 The papers: DDPM (Ho et al., 2020), the cosine schedule (Nichol & Dhariwal,
 2021), DDIM (Song et al., 2020) and classifier-free guidance (Ho & Salimans, 2022).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -100,12 +101,20 @@ class NoiseSchedule:
         return ab / (1 - ab)
 
     def __repr__(self) -> str:
-        return (f"NoiseSchedule({self.kind!r}, T={self.steps}, beta {self.betas[0]:.2e} -> {self.betas[-1]:.2e}, "
-                f"alpha_bar_T-1 = {self.alpha_bars[-1]:.2e})")
+        return (
+            f"NoiseSchedule({self.kind!r}, T={self.steps}, beta {self.betas[0]:.2e} -> {self.betas[-1]:.2e}, "
+            f"alpha_bar_T-1 = {self.alpha_bars[-1]:.2e})"
+        )
 
 
-def noise_schedule(kind: str = "linear", steps: int = 1000, *, beta_start: float | None = None,
-                   beta_end: float | None = None, cosine_offset: float = 0.008) -> NoiseSchedule:
+def noise_schedule(
+    kind: str = "linear",
+    steps: int = 1000,
+    *,
+    beta_start: float | None = None,
+    beta_end: float | None = None,
+    cosine_offset: float = 0.008,
+) -> NoiseSchedule:
     """A :class:`NoiseSchedule` of ``steps`` (T) steps.
 
     - ``"linear"`` (Ho et al., 2020): betas evenly spaced from ``beta_start``
@@ -130,11 +139,15 @@ def noise_schedule(kind: str = "linear", steps: int = 1000, *, beta_start: float
         start = beta_start if beta_start is not None else 1e-4 * scale
         end = beta_end if beta_end is not None else 0.02 * scale
         if not 0 < start <= end:
-            raise ValueError(f"Linear schedules need 0 < beta_start <= beta_end; got {start} and {end}.")
+            raise ValueError(
+                f"Linear schedules need 0 < beta_start <= beta_end; got {start} and {end}."
+            )
         betas = torch.linspace(start, end, steps, dtype=torch.float64)
     else:
         if beta_start is not None or beta_end is not None:
-            raise ValueError("beta_start and beta_end are for the linear schedule; the cosine one has none.")
+            raise ValueError(
+                "beta_start and beta_end are for the linear schedule; the cosine one has none."
+            )
         if cosine_offset < 0:
             raise ValueError(f"cosine_offset must be >= 0; got {cosine_offset}.")
         u = torch.arange(steps + 1, dtype=torch.float64) / steps  # t / T for t = 0..T
@@ -151,15 +164,28 @@ def noise_schedule(kind: str = "linear", steps: int = 1000, *, beta_start: float
 
 def _check_timesteps(schedule: NoiseSchedule, t: Tensor, batch: int | None = None) -> Tensor:
     """``t`` as an index tensor, after checking its dtype, shape and range."""
-    if not isinstance(t, Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool or t.dim() != 1:
-        what = f"{t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
+    if (
+        not isinstance(t, Tensor)
+        or t.dtype.is_floating_point
+        or t.dtype == torch.bool
+        or t.dim() != 1
+    ):
+        what = (
+            f"{t.dtype} tensor of shape {tuple(t.shape)}"
+            if isinstance(t, Tensor)
+            else type(t).__name__
+        )
         raise ValueError(f"Timesteps t must be an integer tensor of shape (B,); got a {what}.")
     if batch is not None and len(t) != batch:
-        raise ValueError(f"Expected one timestep per sample, shape ({batch},); got {tuple(t.shape)}.")
+        raise ValueError(
+            f"Expected one timestep per sample, shape ({batch},); got {tuple(t.shape)}."
+        )
     # the range is checked where it is free: on a GPU it would wait for the device at every call
     if t.device.type == "cpu" and len(t) and (t.min() < 0 or t.max() >= schedule.steps):
-        raise ValueError(f"Timesteps are 0-based and must lie in [0, {schedule.steps - 1}]; "
-                         f"got values from {t.min().item()} to {t.max().item()}.")
+        raise ValueError(
+            f"Timesteps are 0-based and must lie in [0, {schedule.steps - 1}]; "
+            f"got values from {t.min().item()} to {t.max().item()}."
+        )
     return t.long()
 
 
@@ -182,9 +208,12 @@ def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, noise: Tensor) -> T
         raise ValueError("x0 must be a batch (B, ...); got a scalar.")
     t = _check_timesteps(schedule, t, batch=len(x0))
     if noise.shape != x0.shape:
-        raise ValueError(f"noise must have the shape of x0, {tuple(x0.shape)}; got {tuple(noise.shape)}.")
+        raise ValueError(
+            f"noise must have the shape of x0, {tuple(x0.shape)}; got {tuple(noise.shape)}."
+        )
     signal = _per_sample(schedule.alpha_bars.sqrt(), t, x0)
-    noise_scale = _per_sample((1 - schedule.alpha_bars).sqrt(), t, x0)  # 1 - ab in float64: see NoiseSchedule
+    # 1 - ab in float64: see NoiseSchedule
+    noise_scale = _per_sample((1 - schedule.alpha_bars).sqrt(), t, x0)
     return signal * x0 + noise_scale * noise
 
 
@@ -194,13 +223,21 @@ def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, noise: Tensor) -> T
 def _null_label(model: nn.Module) -> int:
     n_classes = getattr(model, "n_classes", None)
     if n_classes is None:
-        raise ValueError("Labels were given, but the model has no n_classes: it is unconditional. "
-                         "Build a conditional model (n_classes=...) to use labels.")
+        raise ValueError(
+            "Labels were given, but the model has no n_classes: it is unconditional. "
+            "Build a conditional model (n_classes=...) to use labels."
+        )
     return int(n_classes)
 
 
-def diffusion_loss(model: nn.Module, schedule: NoiseSchedule, x0: Tensor, labels: Tensor | None = None,
-                   p_uncond: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+def diffusion_loss(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    labels: Tensor | None = None,
+    p_uncond: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """The simplified DDPM loss: ``E ||eps - model(x_t, t, labels)||^2``, averaged over pixels.
 
     ``x0 (B, C, H, W)`` clean data in diffusion space ([-1, 1]); for each
@@ -217,7 +254,10 @@ def diffusion_loss(model: nn.Module, schedule: NoiseSchedule, x0: Tensor, labels
     """
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond is a probability; got {p_uncond}.")
-    draw = {"generator": generator, "device": generator.device if generator is not None else x0.device}
+    draw = {
+        "generator": generator,
+        "device": generator.device if generator is not None else x0.device,
+    }
     t = torch.randint(0, schedule.steps, (len(x0),), **draw).to(x0.device)
     noise = torch.randn(x0.shape, **draw).to(x0.device, x0.dtype)
     if labels is not None:
@@ -230,8 +270,9 @@ def diffusion_loss(model: nn.Module, schedule: NoiseSchedule, x0: Tensor, labels
 # ---------------------------------------------------------------- sampling
 
 
-def guided_epsilon(model: nn.Module, x_t: Tensor, t: Tensor, labels: Tensor | None,
-                   guidance: float = 1.0) -> Tensor:
+def guided_epsilon(
+    model: nn.Module, x_t: Tensor, t: Tensor, labels: Tensor | None, guidance: float = 1.0
+) -> Tensor:
     """The noise prediction under classifier-free guidance: ``eps_u + s (eps_c - eps_u)``.
 
     ``eps_c = model(x_t, t, labels)`` is the conditional prediction and
@@ -265,8 +306,10 @@ def _sample_labels(labels: Tensor | int | None, n: int, device: torch.device) ->
     if labels.dim() == 0:
         labels = labels.expand(n)
     if labels.shape != (n,) or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be an int, or an integer tensor of shape ({n},) (one per sample); "
-                         f"got {labels.dtype} of shape {tuple(labels.shape)}.")
+        raise ValueError(
+            f"labels must be an int, or an integer tensor of shape ({n},) (one per sample); "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}."
+        )
     return labels.long().to(device)
 
 
@@ -284,8 +327,9 @@ def _predict_x0_and_eps(x: Tensor, eps: Tensor, ab: float, clip_x0: bool) -> tup
     return x0, eps
 
 
-def ddpm_step(schedule: NoiseSchedule, x_t: Tensor, eps: Tensor, t: int, noise: Tensor,
-              clip_x0: bool = False) -> Tensor:
+def ddpm_step(
+    schedule: NoiseSchedule, x_t: Tensor, eps: Tensor, t: int, noise: Tensor, clip_x0: bool = False
+) -> Tensor:
     """One ancestral step, ``x_t -> x_{t-1}``, from the model's noise prediction ``eps``.
 
     ``x_{t-1} = mu + sqrt(beta_tilde_t) noise``, where ``mu`` is the mean of
@@ -295,16 +339,26 @@ def ddpm_step(schedule: NoiseSchedule, x_t: Tensor, eps: Tensor, t: int, noise: 
     ``noise``: standard normal, like ``x_t``. ``clip_x0``: clip ``x0_hat``
     to [-1, 1] first. A pure function: the same inputs give the same output.
     """
-    beta, alpha = schedule.betas[t].item(), schedule.alphas[t].item()  # Python floats from the float64 schedule
+    # Python floats from the float64 schedule
+    beta, alpha = (schedule.betas[t].item(), schedule.alphas[t].item())
     ab, ab_prev = schedule.alpha_bars[t].item(), schedule.alpha_bars_prev[t].item()
     x0, eps = _predict_x0_and_eps(x_t, eps, ab, clip_x0)
     # the posterior mean: a mix of the predicted x0 and the current x_t
-    mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x_t
+    mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (
+        math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)
+    ) * x_t
     return mean + math.sqrt(schedule.posterior_variances[t].item()) * noise
 
 
-def ddim_step(x_t: Tensor, eps: Tensor, ab_t: float, ab_prev: float, eta: float = 0.0,
-              noise: Tensor | None = None, clip_x0: bool = False) -> Tensor:
+def ddim_step(
+    x_t: Tensor,
+    eps: Tensor,
+    ab_t: float,
+    ab_prev: float,
+    eta: float = 0.0,
+    noise: Tensor | None = None,
+    clip_x0: bool = False,
+) -> Tensor:
     """One DDIM step from the noise level ``ab_t`` (alpha_bar of x_t) to the level ``ab_prev`` (less noise).
 
         x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
@@ -319,14 +373,18 @@ def ddim_step(x_t: Tensor, eps: Tensor, ab_t: float, ab_prev: float, eta: float 
     sigma = 0.0
     if eta > 0:
         if not 0 < ab_t <= ab_prev <= 1:
-            raise ValueError(f"A DDIM step goes to less noise: it needs 0 < ab_t <= ab_prev <= 1; got ab_t = {ab_t}, "
-                             f"ab_prev = {ab_prev}.")
+            raise ValueError(
+                f"A DDIM step goes to less noise: it needs 0 < ab_t <= ab_prev <= 1; got ab_t = {ab_t}, "
+                f"ab_prev = {ab_prev}."
+            )
         sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
     direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))  # max: rounding when eta = 1
     x_prev = math.sqrt(ab_prev) * x0 + direction * eps
     if sigma > 0:
         if noise is None:
-            raise ValueError(f"A DDIM step with eta = {eta} draws noise: pass noise=torch.randn_like(x_t).")
+            raise ValueError(
+                f"A DDIM step with eta = {eta} draws noise: pass noise=torch.randn_like(x_t)."
+            )
         x_prev = x_prev + sigma * noise
     return x_prev
 
@@ -334,8 +392,15 @@ def ddim_step(x_t: Tensor, eps: Tensor, ab_t: float, ab_prev: float, eta: float 
 class _Sampling:
     """What both samplers share: eval mode and no gradients, seeded noise, and the output range."""
 
-    def __init__(self, model: nn.Module, n: int, shape: tuple[int, ...], labels: Tensor | int | None,
-                 seed: int | None, device: str | torch.device | None):
+    def __init__(
+        self,
+        model: nn.Module,
+        n: int,
+        shape: tuple[int, ...],
+        labels: Tensor | int | None,
+        seed: int | None,
+        device: str | torch.device | None,
+    ):
         if n < 1:
             raise ValueError(f"n (the number of samples) must be at least 1; got {n}.")
         self.model, self.n, self.shape = model, n, tuple(shape)
@@ -347,7 +412,7 @@ class _Sampling:
     def noise(self) -> Tensor:
         return torch.randn((self.n, *self.shape), generator=self.generator).to(self.device)
 
-    def __enter__(self) -> "_Sampling":
+    def __enter__(self) -> _Sampling:
         self.was_training = self.model.training
         self.model.eval()
         self.no_grad = torch.no_grad()
@@ -359,9 +424,19 @@ class _Sampling:
         self.model.train(self.was_training)
 
 
-def _run(model: nn.Module, schedule: NoiseSchedule, timesteps: list[int], n: int, shape: tuple[int, ...],
-         labels: Tensor | int | None, guidance: float, seed: int | None, device: str | torch.device | None,
-         step: Callable[[Tensor, Tensor, int, Callable[[], Tensor]], Tensor], keep_all: bool) -> Tensor:
+def _run(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    timesteps: list[int],
+    n: int,
+    shape: tuple[int, ...],
+    labels: Tensor | int | None,
+    guidance: float,
+    seed: int | None,
+    device: str | torch.device | None,
+    step: Callable[[Tensor, Tensor, int, Callable[[], Tensor]], Tensor],
+    keep_all: bool,
+) -> Tensor:
     """The one sampling loop: from noise, visit ``timesteps`` in reverse, each time ``x = step(x, eps, i, noise)``.
 
     Returns ``(len(timesteps) + 1, n, *shape)`` in the model's space, on the CPU: ``x`` before the first
@@ -384,9 +459,18 @@ def _unit(x: Tensor) -> Tensor:
     return ((x + 1) / 2).clamp(0.0, 1.0)
 
 
-def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...],
-                labels: Tensor | int | None = None, guidance: float = 1.0, seed: int | None = None,
-                device: str | torch.device | None = None, clip_x0: bool = True, to_unit: bool = True) -> Tensor:
+def ddpm_sample(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    shape: tuple[int, ...],
+    labels: Tensor | int | None = None,
+    guidance: float = 1.0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    clip_x0: bool = True,
+    to_unit: bool = True,
+) -> Tensor:
     """``n`` samples by ancestral sampling (Ho et al., 2020): T reverse steps from ``x_{T-1} ~ N(0, I)``.
 
     Each step draws ``x_{t-1} ~ N(mu, beta_tilde_t I)``, where ``mu`` is the
@@ -404,13 +488,23 @@ def ddpm_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[
     Returns ``(n, *shape)`` on the CPU, in [0, 1] with ``to_unit`` (else the
     model's space, unclipped). :func:`ddpm_trajectory` returns every step.
     """
-    last = _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all=False)[-1]
+    last = _ddpm(
+        model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all=False
+    )[-1]
     return _unit(last) if to_unit else last
 
 
-def ddpm_trajectory(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...],
-                    labels: Tensor | int | None = None, guidance: float = 1.0, seed: int | None = None,
-                    device: str | torch.device | None = None, clip_x0: bool = True) -> Tensor:
+def ddpm_trajectory(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    shape: tuple[int, ...],
+    labels: Tensor | int | None = None,
+    guidance: float = 1.0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    clip_x0: bool = True,
+) -> Tensor:
     """Every state of :func:`ddpm_sample`'s chain: ``(T + 1, n, *shape)``, the noise first, in the model's space.
 
     The arguments as in :func:`ddpm_sample`; its samples are the last frame (mapped to [0, 1]).
@@ -418,12 +512,25 @@ def ddpm_trajectory(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tu
     return _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all=True)
 
 
-def _ddpm(model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all: bool) -> Tensor:
+def _ddpm(
+    model, schedule, n, shape, labels, guidance, seed, device, clip_x0, keep_all: bool
+) -> Tensor:
     def step(x: Tensor, eps: Tensor, i: int, noise: Callable[[], Tensor]) -> Tensor:
         return ddpm_step(schedule, x, eps, i, noise(), clip_x0)
 
-    return _run(model, schedule, list(range(schedule.steps)), n, shape, labels, guidance, seed, device, step,
-                keep_all)
+    return _run(
+        model,
+        schedule,
+        list(range(schedule.steps)),
+        n,
+        shape,
+        labels,
+        guidance,
+        seed,
+        device,
+        step,
+        keep_all,
+    )
 
 
 def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> Tensor:
@@ -434,17 +541,29 @@ def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> Tensor:
     Returns an int64 tensor ``(steps,)``.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= schedule.steps:
-        raise ValueError(f"DDIM steps must be an integer from 1 to T = {schedule.steps}; got {steps!r}.")
+        raise ValueError(
+            f"DDIM steps must be an integer from 1 to T = {schedule.steps}; got {steps!r}."
+        )
     if steps == 1:
         return torch.tensor([schedule.steps - 1])
     ts = torch.linspace(0, schedule.steps - 1, steps, dtype=torch.float64).round().long()
     return ts
 
 
-def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...], steps: int = 50,
-                eta: float = 0.0, labels: Tensor | int | None = None, guidance: float = 1.0,
-                seed: int | None = None, device: str | torch.device | None = None, clip_x0: bool = True,
-                to_unit: bool = True) -> Tensor:
+def ddim_sample(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    shape: tuple[int, ...],
+    steps: int = 50,
+    eta: float = 0.0,
+    labels: Tensor | int | None = None,
+    guidance: float = 1.0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    clip_x0: bool = True,
+    to_unit: bool = True,
+) -> Tensor:
     """``n`` samples with DDIM (Song et al., 2020) in ``steps`` steps (:func:`ddim_timesteps`).
 
     From ``t`` to the previous visited step ``p`` (``alpha_bar_{-1} = 1`` after the last):
@@ -462,24 +581,63 @@ def ddim_sample(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[
     Other arguments and the return value as in :func:`ddpm_sample`;
     :func:`ddim_trajectory` returns every step.
     """
-    last = _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all=False)[-1]
+    last = _ddim(
+        model,
+        schedule,
+        n,
+        shape,
+        steps,
+        eta,
+        labels,
+        guidance,
+        seed,
+        device,
+        clip_x0,
+        keep_all=False,
+    )[-1]
     return _unit(last) if to_unit else last
 
 
-def ddim_trajectory(model: nn.Module, schedule: NoiseSchedule, n: int, shape: tuple[int, ...], steps: int = 50,
-                    eta: float = 0.0, labels: Tensor | int | None = None, guidance: float = 1.0,
-                    seed: int | None = None, device: str | torch.device | None = None,
-                    clip_x0: bool = True) -> Tensor:
+def ddim_trajectory(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    shape: tuple[int, ...],
+    steps: int = 50,
+    eta: float = 0.0,
+    labels: Tensor | int | None = None,
+    guidance: float = 1.0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    clip_x0: bool = True,
+) -> Tensor:
     """Every state of :func:`ddim_sample`'s chain: ``(steps + 1, n, *shape)``, the noise first, in the model's space.
 
     The arguments as in :func:`ddim_sample`; its samples are the last frame (mapped to [0, 1]).
     """
-    return _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all=True)
+    return _ddim(
+        model,
+        schedule,
+        n,
+        shape,
+        steps,
+        eta,
+        labels,
+        guidance,
+        seed,
+        device,
+        clip_x0,
+        keep_all=True,
+    )
 
 
-def _ddim(model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all: bool) -> Tensor:
+def _ddim(
+    model, schedule, n, shape, steps, eta, labels, guidance, seed, device, clip_x0, keep_all: bool
+) -> Tensor:
     if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise); got {eta}.")
+        raise ValueError(
+            f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise); got {eta}."
+        )
     ts = ddim_timesteps(schedule, steps).tolist()
 
     def step(x: Tensor, eps: Tensor, i: int, noise: Callable[[], Tensor]) -> Tensor:

@@ -13,6 +13,7 @@ with ``batch_size`` b each take the step one process takes with a batch of N*b.
 ``torchrun``; a plain ``python`` or a notebook is rank 0 of a world of 1, and
 nothing here does anything. The backends: gloo on CPUs, NCCL on CUDA GPUs.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -66,8 +67,10 @@ def init(device: torch.device) -> Process:
     if not launched_by_torchrun():
         return Process()
     if device.type == "mps":
-        raise RuntimeError("Data parallelism across processes needs CPUs (gloo) or CUDA GPUs (NCCL); "
-                           "MPS has no backend. Launch with one process, or set device='cpu'.")
+        raise RuntimeError(
+            "Data parallelism across processes needs CPUs (gloo) or CUDA GPUs (NCCL); "
+            "MPS has no backend. Launch with one process, or set device='cpu'."
+        )
     dist.init_process_group(backend_for(device))
     atexit.register(shutdown)
     return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))

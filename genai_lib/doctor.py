@@ -13,6 +13,7 @@ It checks, and prints one line per check:
 It exits with 1 when something a chapter needs is missing (a bug report asks
 for its output), and 0 otherwise.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as metadata
@@ -58,8 +59,15 @@ class Check:
 
 def check_python() -> list[Check]:
     ok = sys.version_info >= (3, 10)
-    return [Check("python", "Python", ok, f"{platform.python_version()} ({sys.executable})"
-                  + ("" if ok else "; the course needs 3.10 or newer"))]
+    return [
+        Check(
+            "python",
+            "Python",
+            ok,
+            f"{platform.python_version()} ({sys.executable})"
+            + ("" if ok else "; the course needs 3.10 or newer"),
+        )
+    ]
 
 
 def check_packages() -> list[Check]:
@@ -69,7 +77,14 @@ def check_packages() -> list[Check]:
     try:
         requirements = metadata.requires("genai_lib") or []
     except metadata.PackageNotFoundError:
-        return [Check("packages", "genai_lib", False, "not installed; run: pip install -r requirements.txt")]
+        return [
+            Check(
+                "packages",
+                "genai_lib",
+                False,
+                "not installed; run: pip install -r requirements.txt",
+            )
+        ]
     checks = [Check("packages", "genai_lib", True, metadata.version("genai_lib"))]
     for text in requirements:
         req = Requirement(text)
@@ -78,12 +93,25 @@ def check_packages() -> list[Check]:
         try:
             version = metadata.version(req.name)
         except metadata.PackageNotFoundError:
-            checks.append(Check("packages", req.name, False, f"missing (wanted {req.specifier or 'any version'}); "
-                                                             f"run: pip install -r requirements.txt"))
+            checks.append(
+                Check(
+                    "packages",
+                    req.name,
+                    False,
+                    f"missing (wanted {req.specifier or 'any version'}); "
+                    f"run: pip install -r requirements.txt",
+                )
+            )
             continue
         ok = req.specifier.contains(version, prereleases=True)
-        checks.append(Check("packages", req.name, ok, version + ("" if ok else f", but the course needs "
-                                                                 f"{req.name}{req.specifier}")))
+        checks.append(
+            Check(
+                "packages",
+                req.name,
+                ok,
+                version + ("" if ok else f", but the course needs {req.name}{req.specifier}"),
+            )
+        )
     return checks
 
 
@@ -92,21 +120,46 @@ def check_device() -> list[Check]:
 
     try:
         device = get_device()
-    except ValueError as err:  # GENAI_DEVICE names a device this machine lacks: a failed check, not a crash
-        return [Check("device", "device", False, f"{err} (it comes from GENAI_DEVICE="
-                                                 f"{os.environ.get('GENAI_DEVICE')!r}: unset it or fix it)"),
-                Check("device", "torch", True, f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}")]
+    except (
+        ValueError
+    ) as err:  # GENAI_DEVICE names a device this machine lacks: a failed check, not a crash
+        return [
+            Check(
+                "device",
+                "device",
+                False,
+                f"{err} (it comes from GENAI_DEVICE="
+                f"{os.environ.get('GENAI_DEVICE')!r}: unset it or fix it)",
+            ),
+            Check(
+                "device",
+                "torch",
+                True,
+                f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}",
+            ),
+        ]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        detail = (f"{props.name}, {props.total_memory / 2**30:.1f} GiB, bf16 "
-                  f"{'supported' if torch.cuda.is_bf16_supported() else 'not supported (fp16 with a scaler)'}")
+        detail = (
+            f"{props.name}, {props.total_memory / 2**30:.1f} GiB, bf16 "
+            f"{'supported' if torch.cuda.is_bf16_supported() else 'not supported (fp16 with a scaler)'}"
+        )
     elif device.type == "mps":
         detail = "Apple GPU (MPS), fp32"
     else:
-        detail = (f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} logical cores); no GPU found, "
-                  f"so chapters run in CPU time (see the estimates below)")
-    return [Check("device", "device", True, f"{device}: {detail}"),
-            Check("device", "torch", True, f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}")]
+        detail = (
+            f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} logical cores); no GPU found, "
+            f"so chapters run in CPU time (see the estimates below)"
+        )
+    return [
+        Check("device", "device", True, f"{device}: {detail}"),
+        Check(
+            "device",
+            "torch",
+            True,
+            f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}",
+        ),
+    ]
 
 
 def _try(section: str, name: str, fn, required: bool, missing_hint: str) -> Check:
@@ -119,27 +172,62 @@ def _try(section: str, name: str, fn, required: bool, missing_hint: str) -> Chec
 
 
 def check_data() -> list[Check]:
+    from genai_lib.classifiers import load_pinned_classifier
     from genai_lib.config import download_dir
     from genai_lib.data import load_digits, load_mnist, load_text
-    from genai_lib.classifiers import load_pinned_classifier
     from genai_lib.pretrained import load_base
 
     checks = [
-        _try("data", "digits (embedded)", lambda: f"{len(load_digits().train_images):,} training images", True,
-             "missing: scikit-learn's bundled digits could not be read"),
-        _try("data", "pydoc text (embedded)", lambda: f"{len(load_text('pydoc')):,} characters", True,
-             "missing: Python's pydoc topics could not be read"),
-        _try("data", "stdlib source (embedded)", lambda: f"{len(load_text('stdlib')):,} characters", True,
-             "missing: the standard library's source could not be read"),
-        _try("data", "pretrained base (chapter 04)", lambda: f"SHA-256 {load_base()[2]['sha256'][:12]}... verified",
-             True, "not usable"),
-        _try("data", "digit classifier (FD-digits, chapters 02b, 05)",
-             lambda: load_pinned_classifier(load_digits(), device="cpu") and "SHA-256 verified", True, "not usable"),
+        _try(
+            "data",
+            "digits (embedded)",
+            lambda: f"{len(load_digits().train_images):,} training images",
+            True,
+            "missing: scikit-learn's bundled digits could not be read",
+        ),
+        _try(
+            "data",
+            "pydoc text (embedded)",
+            lambda: f"{len(load_text('pydoc')):,} characters",
+            True,
+            "missing: Python's pydoc topics could not be read",
+        ),
+        _try(
+            "data",
+            "stdlib source (embedded)",
+            lambda: f"{len(load_text('stdlib')):,} characters",
+            True,
+            "missing: the standard library's source could not be read",
+        ),
+        _try(
+            "data",
+            "pretrained base (chapter 04)",
+            lambda: f"SHA-256 {load_base()[2]['sha256'][:12]}... verified",
+            True,
+            "not usable",
+        ),
+        _try(
+            "data",
+            "digit classifier (FD-digits, chapters 02b, 05)",
+            lambda: load_pinned_classifier(load_digits(), device="cpu") and "SHA-256 verified",
+            True,
+            "not usable",
+        ),
     ]
-    for name, fn in (("MNIST", lambda: load_mnist("mnist")), ("Fashion-MNIST", lambda: load_mnist("fashion")),
-                     ("tiny Shakespeare", lambda: load_text("tinyshakespeare"))):
-        checks.append(_try("data", f"{name} (optional)", lambda fn=fn: fn() and "downloaded, verified", False,
-                           "not downloaded; chapters ask for it only when you choose it"))
+    for name, fn in (
+        ("MNIST", lambda: load_mnist("mnist")),
+        ("Fashion-MNIST", lambda: load_mnist("fashion")),
+        ("tiny Shakespeare", lambda: load_text("tinyshakespeare")),
+    ):
+        checks.append(
+            _try(
+                "data",
+                f"{name} (optional)",
+                lambda fn=fn: fn() and "downloaded, verified",
+                False,
+                "not downloaded; chapters ask for it only when you choose it",
+            )
+        )
 
     def writable() -> str:
         folder = download_dir()
@@ -147,7 +235,16 @@ def check_data() -> list[Check]:
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
         return f"{folder} is writable"
-    checks.append(_try("data", "download cache", writable, True, "not writable; set GENAI_DATA to a writable folder"))
+
+    checks.append(
+        _try(
+            "data",
+            "download cache",
+            writable,
+            True,
+            "not writable; set GENAI_DATA to a writable folder",
+        )
+    )
     return checks
 
 
@@ -158,7 +255,9 @@ def micro_benchmark(steps: int = 16, device: torch.device | None = None) -> floa
 
     device = device or get_device()
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_embd=128)).to(device)
+    model = GPT(GPTConfig(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_embd=128)).to(
+        device
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(96, (16, 128), device=device)
     times = []
@@ -178,10 +277,13 @@ def micro_benchmark(steps: int = 16, device: torch.device | None = None) -> floa
 def estimates(step_s: float) -> list[str]:
     """One line per chapter: its estimated minutes here, fast and default, from the reference times."""
     scale = step_s / REFERENCE_STEP_S
-    return [f"  {chapter:<27} fast ~{fast * scale:4.1f} min   default ~{full * scale:5.1f} min"
-            for chapter, (fast, full) in REFERENCE_MINUTES.items()] + [
+    return [
+        f"  {chapter:<27} fast ~{fast * scale:4.1f} min   default ~{full * scale:5.1f} min"
+        for chapter, (fast, full) in REFERENCE_MINUTES.items()
+    ] + [
         f"  {'all chapters':<27} fast ~{sum(f for f, _ in REFERENCE_MINUTES.values()) * scale:4.1f} min   "
-        f"default ~{sum(d for _, d in REFERENCE_MINUTES.values()) * scale:5.1f} min"]
+        f"default ~{sum(d for _, d in REFERENCE_MINUTES.values()) * scale:5.1f} min"
+    ]
 
 
 def failures(checks: list[Check]) -> list[str]:
@@ -194,9 +296,12 @@ def run(benchmark: bool = True) -> tuple[list[Check], list[str]]:
     lines = []
     if benchmark and not any(c.section == "device" and not c.ok for c in checks):
         step_s = micro_benchmark()
-        lines = [f"micro-benchmark: {step_s * 1000:.0f} ms per GPT training step here, "
-                 f"{REFERENCE_STEP_S * 1000:.0f} ms on the reference machine (2 CPU cores). "
-                 f"Estimated chapter times (rough: chapters differ in what they compute):", *estimates(step_s)]
+        lines = [
+            f"micro-benchmark: {step_s * 1000:.0f} ms per GPT training step here, "
+            f"{REFERENCE_STEP_S * 1000:.0f} ms on the reference machine (2 CPU cores). "
+            f"Estimated chapter times (rough: chapters differ in what they compute):",
+            *estimates(step_s),
+        ]
     return checks, lines
 
 
@@ -209,5 +314,9 @@ def report(checks: list[Check], lines: list[str]) -> str:
         out.append(c.line())
     out.extend(lines)
     failed = failures(checks)
-    out.append(f"\nNOT READY: fix {', '.join(failed)}" if failed else "\nReady: everything the chapters need is here.")
+    out.append(
+        f"\nNOT READY: fix {', '.join(failed)}"
+        if failed
+        else "\nReady: everything the chapters need is here."
+    )
     return "\n".join(out)

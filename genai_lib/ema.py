@@ -17,6 +17,7 @@ run, so a resumed run continues the same average::
     fit(model, loss_fn, data, steps=..., callbacks=[ema.callback(model)])
     samples = ddim_sample(ema.model, ...)
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,7 +64,9 @@ class EMA(nn.Module):
         d = self.current_decay()
         ours, theirs = self.model.state_dict(), model.state_dict()
         if ours.keys() != theirs.keys():
-            raise ValueError("EMA.update() needs the model the EMA was made from; the parameter names differ.")
+            raise ValueError(
+                "EMA.update() needs the model the EMA was made from; the parameter names differ."
+            )
         for name, avg in ours.items():
             new = theirs[name].detach()
             if avg.dtype.is_floating_point:
@@ -72,7 +75,7 @@ class EMA(nn.Module):
                 avg.copy_(new)
         self.updates += 1
 
-    def callback(self, model: nn.Module, every: int = 1, key: str = "ema") -> "UpdateEMA":
+    def callback(self, model: nn.Module, every: int = 1, key: str = "ema") -> UpdateEMA:
         """A callback for :func:`genai_lib.train.fit`: ``update(model)`` after every ``every``-th step.
 
         Checkpoints keep the average under ``key`` (give several EMAs different keys).
@@ -100,7 +103,8 @@ class UpdateEMA(Callback):
 
     def on_start(self, state: Any) -> None:
         self.ema.to(next(self.model.parameters()).device)
-        distributed.broadcast_module(self.ema)  # under torchrun, every rank averages from rank 0's start
+        # under torchrun, every rank averages from rank 0's start
+        distributed.broadcast_module(self.ema)
 
     def after_step(self, state: Any, metrics: Any) -> None:
         if state.step % self.every == 0:

@@ -12,6 +12,7 @@ base serves every method. The training itself is the course's usual loop
 (:func:`genai_lib.lm.train_lm` or :func:`genai_lib.train.fit`), which hands the
 optimizer only the parameters with ``requires_grad``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,15 @@ def freeze_all_but(model: nn.Module, trainable: list[nn.Module]) -> None:
             p.requires_grad_(True)
 
 
-def prepare(base: GPT, method: str, *, lora_r: int = 4, lora_alpha: float = 8.0, lora_dropout: float = 0.0,
-            frozen_blocks: int = 1) -> GPT:
+def prepare(
+    base: GPT,
+    method: str,
+    *,
+    lora_r: int = 4,
+    lora_alpha: float = 8.0,
+    lora_dropout: float = 0.0,
+    frozen_blocks: int = 1,
+) -> GPT:
     """A copy of ``base`` set up for ``method`` (one of :data:`METHODS`), in train mode."""
     if method not in METHODS:
         raise ValueError(f"Unknown fine-tuning method {method!r}; choose one of {METHODS}.")
@@ -43,8 +51,10 @@ def prepare(base: GPT, method: str, *, lora_r: int = 4, lora_alpha: float = 8.0,
     model = copy.deepcopy(base)
     if method == "frozen":
         if not 1 <= frozen_blocks <= len(model.blocks):
-            raise ValueError(f"frozen_blocks (the blocks left trainable) must be 1 to {len(model.blocks)}; "
-                             f"got {frozen_blocks}.")
+            raise ValueError(
+                f"frozen_blocks (the blocks left trainable) must be 1 to {len(model.blocks)}; "
+                f"got {frozen_blocks}."
+            )
         freeze_all_but(model, [*model.blocks[-frozen_blocks:], model.norm, model.token_embedding])
     elif method == "lora":
         inject_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout)

@@ -14,6 +14,7 @@ then the generator's, on the same batch of real data:
 Data batches are images scaled to [-1, 1] (the generators end in tanh), or
 ``(images, labels)`` for a conditional GAN.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,9 +32,16 @@ def _split(batch) -> tuple[Tensor, Tensor | None]:
     return batch, None
 
 
-def gan_objectives(generator: nn.Module, discriminator: nn.Module, *, loss: str = "nonsaturating",
-                   lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), critic_steps: int = 1,
-                   gp_weight: float = 10.0) -> list[Objective]:
+def gan_objectives(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    *,
+    loss: str = "nonsaturating",
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    critic_steps: int = 1,
+    gp_weight: float = 10.0,
+) -> list[Objective]:
     """The discriminator's and the generator's objectives, each with its own Adam optimizer.
 
     ``loss``: ``"nonsaturating"`` (the default, Goodfellow et al. 2014),
@@ -57,16 +65,22 @@ def gan_objectives(generator: nn.Module, discriminator: nn.Module, *, loss: str 
 
     def discriminator_step(batch) -> dict[str, Tensor]:
         real, labels = _split(batch)
-        with torch.no_grad():                       # no graph through G: it is not trained here
+        with torch.no_grad():  # no graph through G: it is not trained here
             fake = fakes(real, labels)
         real_scores, fake_scores = scores(real, labels), scores(fake, labels)
         if loss == "wgan-gp":
             extra = (labels,) if labels is not None else ()
             gp = losses.gradient_penalty(discriminator, real, fake, *extra)
-            return {"loss": losses.wasserstein_critic_loss(real_scores, fake_scores) + gp_weight * gp,
-                    "wasserstein": real_scores.mean() - fake_scores.mean(), "gp": gp}
-        return {"loss": losses.discriminator_loss(real_scores, fake_scores),
-                "d_real": torch.sigmoid(real_scores).mean(), "d_fake": torch.sigmoid(fake_scores).mean()}
+            return {
+                "loss": losses.wasserstein_critic_loss(real_scores, fake_scores) + gp_weight * gp,
+                "wasserstein": real_scores.mean() - fake_scores.mean(),
+                "gp": gp,
+            }
+        return {
+            "loss": losses.discriminator_loss(real_scores, fake_scores),
+            "d_real": torch.sigmoid(real_scores).mean(),
+            "d_fake": torch.sigmoid(fake_scores).mean(),
+        }
 
     def generator_step(batch) -> dict[str, Tensor]:
         real, labels = _split(batch)
@@ -76,16 +90,30 @@ def gan_objectives(generator: nn.Module, discriminator: nn.Module, *, loss: str 
         return {"loss": losses.generator_loss(fake_scores, loss)}
 
     return [
-        Objective("disc", discriminator, discriminator_step,
-                  torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)),
-        Objective("gen", generator, generator_step,
-                  torch.optim.Adam(generator.parameters(), lr=lr, betas=betas), every=critic_steps),
+        Objective(
+            "disc",
+            discriminator,
+            discriminator_step,
+            torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas),
+        ),
+        Objective(
+            "gen",
+            generator,
+            generator_step,
+            torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
+            every=critic_steps,
+        ),
     ]
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, n: int, labels: Tensor | None = None, seed: int | None = None,
-             to_unit: bool = True) -> Tensor:
+def generate(
+    generator: nn.Module,
+    n: int,
+    labels: Tensor | None = None,
+    seed: int | None = None,
+    to_unit: bool = True,
+) -> Tensor:
     """``n`` samples from ``generator`` in eval mode, on the CPU.
 
     ``labels (n,)`` for a conditional generator; ``seed`` fixes the noise;

@@ -8,6 +8,7 @@ instead: :func:`load_gpt2` fetches the weights and the BPE tokenizer with
 names it by, and converts the model with :meth:`GPT.from_hf`. Nothing here runs
 unless it is called.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,11 +25,15 @@ class HubError(RuntimeError):
 
 
 class HFTokenizer:
-    """A Hugging Face tokenizer with the course's interface: ``encode(str) -> list[int]``, ``decode``, ``vocab_size``."""
+    """A Hugging Face tokenizer with the course's interface.
+
+    ``encode(str) -> list[int]``, ``decode`` and ``vocab_size``, as the course's own tokenizers.
+    """
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
-        self.tokenizer.model_max_length = 10**12  # we cut text into windows ourselves; silence the length warning
+        # we cut text into windows ourselves; silence the length warning
+        self.tokenizer.model_max_length = 10**12
         self.vocab_size = len(tokenizer)
 
     def encode(self, text: str) -> list[int]:
@@ -47,8 +52,10 @@ def _verify_hub_file(name: str, filename: str) -> None:
         return  # a local folder, or a cache layout without content-addressed blobs: nothing to check against
     blob = Path(os.path.realpath(cached))
     if re.fullmatch(r"[0-9a-f]{64}", blob.name) and sha256_file(blob) != blob.name:
-        raise HubError(f"{cached} does not match its SHA-256 ({blob.name}): the download is corrupt. Delete "
-                       f"{blob} and run again to fetch it anew.")
+        raise HubError(
+            f"{cached} does not match its SHA-256 ({blob.name}): the download is corrupt. Delete "
+            f"{blob} and run again to fetch it anew."
+        )
 
 
 def load_gpt2(name: str = "gpt2") -> tuple[GPT, HFTokenizer, dict[str, Any]]:
@@ -64,11 +71,17 @@ def load_gpt2(name: str = "gpt2") -> tuple[GPT, HFTokenizer, dict[str, Any]]:
         hf_model = transformers.GPT2LMHeadModel.from_pretrained(name)
         tokenizer = transformers.AutoTokenizer.from_pretrained(name)
     except OSError as err:
-        raise HubError(f"Could not load {name!r} from the Hugging Face hub or a local folder: {err}\n"
-                       f"The first load needs a network connection (about 550 MB for 'gpt2'); later loads use the "
-                       f"cache in ~/.cache/huggingface. Offline, use the course's own base: base='course'.") from None
+        raise HubError(
+            f"Could not load {name!r} from the Hugging Face hub or a local folder: {err}\n"
+            f"The first load needs a network connection (about 550 MB for 'gpt2'); later loads use the "
+            f"cache in ~/.cache/huggingface. Offline, use the course's own base: base='course'."
+        ) from None
     if not Path(name).is_dir():
         _verify_hub_file(name, "model.safetensors")
     model = GPT.from_hf(hf_model)
-    info = {"name": name, "parameters": model.num_parameters(), "tokenizer": type(tokenizer).__name__}
+    info = {
+        "name": name,
+        "parameters": model.num_parameters(),
+        "tokenizer": type(tokenizer).__name__,
+    }
     return model, HFTokenizer(tokenizer), info

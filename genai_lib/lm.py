@@ -18,10 +18,12 @@ choice among that many tokens. Two baselines frame every figure:
   model that ignores context (a unigram model) costs less on those tokens,
   whatever text it was fitted to.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,8 +56,9 @@ def unigram_entropy_bits(tokens: Tensor, vocab_size: int) -> float:
 
 
 @torch.no_grad()
-def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
-                batch_size: int = 64) -> float:
+def evaluate_lm(
+    model: nn.Module, tokens: Tensor, block_size: int | None = None, batch_size: int = 64
+) -> float:
     """Mean next-token loss over a whole token sequence, in nats per token.
 
     ``tokens``: 1-D. The sequence is cut into consecutive, non-overlapping
@@ -69,15 +72,20 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
     if not block_size:
         raise ValueError("evaluate_lm needs a block_size for a model without one.")
     if tokens.dim() != 1 or len(tokens) < 2:
-        raise ValueError(f"evaluate_lm takes a 1-D sequence of at least 2 tokens; got shape {tuple(tokens.shape)}.")
+        raise ValueError(
+            f"evaluate_lm takes a 1-D sequence of at least 2 tokens; got shape {tuple(tokens.shape)}."
+        )
     device = next(model.parameters()).device
     n_windows = (len(tokens) - 1) // block_size
     full = tokens[: n_windows * block_size + 1]
     inputs, targets = full[:-1].view(n_windows, block_size), full[1:].view(n_windows, block_size)
-    pieces = [(inputs[i:i + batch_size], targets[i:i + batch_size]) for i in range(0, n_windows, batch_size)]
+    pieces = [
+        (inputs[i : i + batch_size], targets[i : i + batch_size])
+        for i in range(0, n_windows, batch_size)
+    ]
     rest = len(tokens) - 1 - n_windows * block_size  # a last, shorter window
     if rest:
-        tail = tokens[n_windows * block_size:]
+        tail = tokens[n_windows * block_size :]
         pieces.append((tail[:-1][None], tail[1:][None]))
 
     was_training = model.training
@@ -93,10 +101,21 @@ def evaluate_lm(model: nn.Module, tokens: Tensor, block_size: int | None = None,
     return total / count
 
 
-def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: int, batch_size: int = 32,
-             lr: float = 1e-3, val_tokens: Tensor | None = None, eval_every: int = 0,
-             eval_max_tokens: int | None = 20_000, seed: int = 0,
-             optimizer: torch.optim.Optimizer | None = None, **fit_kwargs: Any) -> History:
+def train_lm(
+    model: nn.Module,
+    train_tokens: Tensor,
+    *,
+    steps: int,
+    block_size: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    val_tokens: Tensor | None = None,
+    eval_every: int = 0,
+    eval_max_tokens: int | None = 20_000,
+    seed: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
+    **fit_kwargs: Any,
+) -> History:
     """Train a language model on random windows of ``train_tokens`` (1-D) with :func:`~genai_lib.train.fit`.
 
     Each step sees ``batch_size`` windows of ``block_size`` tokens and
@@ -124,27 +143,51 @@ def train_lm(model: nn.Module, train_tokens: Tensor, *, steps: int, block_size: 
         inputs, targets = batch
         return next_token_loss(model(inputs), targets)
 
-    objectives = [Objective("model", model, loss_fn, optimizer)]  # one objective: metrics keep plain names
-    return fit(objectives, data=windows, steps=steps, lr=lr, eval_fn=eval_fn, eval_every=eval_every,
-               seed=seed, **fit_kwargs)
+    # one objective: metrics keep plain names
+    objectives = [Objective("model", model, loss_fn, optimizer)]
+    return fit(
+        objectives,
+        data=windows,
+        steps=steps,
+        lr=lr,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        seed=seed,
+        **fit_kwargs,
+    )
 
 
 @torch.no_grad()
-def answer(model: nn.Module, prompt: str, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str],
-           max_new_tokens: int = 24) -> str:
+def answer(
+    model: nn.Module,
+    prompt: str,
+    encode: Callable[[str], list[int]],
+    decode: Callable[[list[int]], str],
+    max_new_tokens: int = 24,
+) -> str:
     """The model's greedy continuation of ``prompt``, up to and including its first newline (the end of an answer)."""
     device = next(model.parameters()).device
     prompt_ids = torch.tensor(encode(prompt), device=device)
-    completion = decode(generate(model, prompt_ids, max_new_tokens, temperature=0)[len(prompt_ids):].tolist())
+    completion = decode(
+        generate(model, prompt_ids, max_new_tokens, temperature=0)[len(prompt_ids) :].tolist()
+    )
     cut = completion.find("\n")
-    return completion[:cut + 1] if cut >= 0 else completion
+    return completion[: cut + 1] if cut >= 0 else completion
 
 
-def exact_match(model: nn.Module, pairs: list[tuple[str, str]], encode: Callable[[str], list[int]],
-                decode: Callable[[list[int]], str], max_new_tokens: int = 24) -> float:
+def exact_match(
+    model: nn.Module,
+    pairs: list[tuple[str, str]],
+    encode: Callable[[str], list[int]],
+    decode: Callable[[list[int]], str],
+    max_new_tokens: int = 24,
+) -> float:
     """Share of ``(prompt, response)`` pairs for which :func:`answer` is exactly the response.
 
     Responses end with a newline, as answers do. 1.0 means every answer is right.
     """
-    right = sum(answer(model, prompt, encode, decode, max_new_tokens) == response for prompt, response in pairs)
+    right = sum(
+        answer(model, prompt, encode, decode, max_new_tokens) == response
+        for prompt, response in pairs
+    )
     return right / len(pairs)

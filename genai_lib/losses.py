@@ -11,6 +11,7 @@ as their optimisers use them. A latent-variable model is anything with
 
 such as :class:`genai_lib.models.VAE`.
 """
+
 from __future__ import annotations
 
 import math
@@ -98,9 +99,11 @@ def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, 
     _check_images(x)
     # the Bernoulli likelihood needs pixels in [0, 1]; checked where that is free (no GPU sync)
     if x.device.type == "cpu" and x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"The VAE's Bernoulli likelihood needs pixel values in [0, 1]; these range over "
-                         f"[{x.min().item():.3g}, {x.max().item():.3g}]. Divide 0..255 images by 255 "
-                         f"(genai_lib.data loads them in [0, 1]) and binarise them (genai_lib.data.binarize).")
+        raise ValueError(
+            f"The VAE's Bernoulli likelihood needs pixel values in [0, 1]; these range over "
+            f"[{x.min().item():.3g}, {x.max().item():.3g}]. Divide 0..255 images by 255 "
+            f"(genai_lib.data loads them in [0, 1]) and binarise them (genai_lib.data.binarize)."
+        )
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar)
     recon = bernoulli_log_likelihood(model.decode(z), x)
@@ -115,7 +118,11 @@ def vae_loss(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[s
     ``recon_nll``) and the mean KL, for plotting them separately.
     """
     terms = elbo(model, x, beta)
-    return {"loss": -terms["elbo"].mean(), "recon_nll": -terms["recon"].mean(), "kl": terms["kl"].mean()}
+    return {
+        "loss": -terms["elbo"].mean(),
+        "recon_nll": -terms["recon"].mean(),
+        "kl": terms["kl"].mean(),
+    }
 
 
 def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) -> Tensor:
@@ -131,11 +138,14 @@ def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) 
     log_weights = []
     for start in range(0, k, chunk):
         n = min(chunk, k - start)
-        z = reparameterize(mu, logvar, n)                         # (n, N, D)
+        z = reparameterize(mu, logvar, n)  # (n, N, D)
         logits = model.decode(z.flatten(0, 1)).unflatten(0, (n, len(x)))
-        log_w = (bernoulli_log_likelihood(logits, x)              # log p(x|z)
-                 + standard_normal_log_prob(z)                   # + log p(z)
-                 - gaussian_log_prob(z, mu, logvar))             # - log q(z|x)
+        # - log q(z|x)
+        log_w = (
+            bernoulli_log_likelihood(logits, x)  # log p(x|z)
+            + standard_normal_log_prob(z)  # + log p(z)
+            - gaussian_log_prob(z, mu, logvar)
+        )
         log_weights.append(log_w)
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
@@ -149,8 +159,9 @@ def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """-E[log D(x)] - E[log(1 - D(G(z)))], in nats: binary cross-entropy, real -> 1, fake -> 0."""
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def generator_loss(fake_logits: Tensor, kind: str = "nonsaturating") -> Tensor:
@@ -205,6 +216,8 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     and the mean is over the other positions.
     """
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
-        raise ValueError(f"next_token_loss takes logits (B, T, V) and targets (B, T); "
-                         f"got {tuple(logits.shape)} and {tuple(targets.shape)}.")
+        raise ValueError(
+            f"next_token_loss takes logits (B, T, V) and targets (B, T); "
+            f"got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())

@@ -29,6 +29,7 @@ trained and cached per machine) is :mod:`genai_lib.classifiers`; its
 always ``(N, C, H, W)`` with pixel values in [0, 1], like
 :class:`~genai_lib.data.ImageData`.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,12 +43,22 @@ from genai_lib import config
 if TYPE_CHECKING:
     from genai_lib.data.images import ImageData
 
-COVERED_SHARE = 0.1  # a class is covered if it gets at least 10% of its uniform share, 1 / n_classes
+# a class is covered if it gets at least 10% of its uniform share, 1 / n_classes
+COVERED_SHARE = 0.1
 
 # Getting a classifier lives in genai_lib.classifiers (it trains one); these names are found there on first use,
 # so that importing the metrics does not import the training loop.
-_FROM_CLASSIFIERS = {"load_or_train_classifier", "load_pinned_classifier", "pin_classifier", "train_classifier",
-                     "classifier_cache_path", "random_shift", "PINNED_DIR", "PIN_COMMAND", "CACHE_FORMAT"}
+_FROM_CLASSIFIERS = {
+    "load_or_train_classifier",
+    "load_pinned_classifier",
+    "pin_classifier",
+    "train_classifier",
+    "classifier_cache_path",
+    "random_shift",
+    "PINNED_DIR",
+    "PIN_COMMAND",
+    "CACHE_FORMAT",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -62,7 +73,9 @@ def __getattr__(name: str) -> Any:
 
 
 @torch.no_grad()
-def _apply(classifier: nn.Module, images: Tensor, what: str = "logits", batch_size: int = 1000) -> Tensor:
+def _apply(
+    classifier: nn.Module, images: Tensor, what: str = "logits", batch_size: int = 1000
+) -> Tensor:
     """``classifier`` (``what="logits"``) or ``classifier.features`` on ``images``, in eval mode, in batches.
 
     ``(N, C, H, W)`` in [0, 1] -> ``(N, K)`` on the CPU, float32.
@@ -72,14 +85,18 @@ def _apply(classifier: nn.Module, images: Tensor, what: str = "logits", batch_si
         raise ValueError(f"Expected a batch of images (N, C, H, W) with N >= 1; got {shape}.")
     low, high = images.min().item(), images.max().item()
     if not (low >= -1e-4 and high <= 1 + 1e-4):  # also catches NaN
-        raise ValueError(f"The classifier expects pixel values in [0, 1]; these range over [{low:.3g}, {high:.3g}]. "
-                         f"Logits? Apply torch.sigmoid. Values in [-1, 1]? Use (x + 1) / 2.")
+        raise ValueError(
+            f"The classifier expects pixel values in [0, 1]; these range over [{low:.3g}, {high:.3g}]. "
+            f"Logits? Apply torch.sigmoid. Values in [-1, 1]? Use (x + 1) / 2."
+        )
     fn = classifier if what == "logits" else classifier.features
     device, was_training = config.device_of(classifier), classifier.training
     classifier.eval()
     try:
-        out = [fn(images[i:i + batch_size].to(device, torch.float32)).float().cpu()
-               for i in range(0, len(images), batch_size)]
+        out = [
+            fn(images[i : i + batch_size].to(device, torch.float32)).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
     finally:
         classifier.train(was_training)
     return torch.cat(out)
@@ -93,7 +110,9 @@ def predict(classifier: nn.Module, images: Tensor) -> Tensor:
 def accuracy(classifier: nn.Module, images: Tensor, labels: Tensor) -> float:
     """The fraction of ``images`` ``(N, C, H, W)`` whose predicted class equals ``labels`` ``(N,)``, in [0, 1]."""
     if labels.shape != (len(images),):
-        raise ValueError(f"Expected one label per image, shape ({len(images)},); got {tuple(labels.shape)}.")
+        raise ValueError(
+            f"Expected one label per image, shape ({len(images)},); got {tuple(labels.shape)}."
+        )
     return (predict(classifier, images) == labels.cpu()).float().mean().item()
 
 
@@ -120,7 +139,9 @@ def class_coverage(classifier: nn.Module, images: Tensor, n_classes: int = 10) -
     """
     logits = _apply(classifier, images)
     if logits.shape[1] != n_classes:
-        raise ValueError(f"The classifier has {logits.shape[1]} outputs, but n_classes={n_classes}.")
+        raise ValueError(
+            f"The classifier has {logits.shape[1]} outputs, but n_classes={n_classes}."
+        )
     counts = torch.bincount(logits.argmax(dim=1), minlength=n_classes)
     n = len(images)
     # In integers, so the boundary is exact: count / n >= COVERED_SHARE / n_classes
@@ -128,9 +149,11 @@ def class_coverage(classifier: nn.Module, images: Tensor, n_classes: int = 10) -
     shares = counts.double() / n
     nonzero = shares[shares > 0]
     entropy = (nonzero * (1 / nonzero).log()).sum().item()  # nats; 0 log 0 = 0
-    return {"classes_covered": covered,
-            "evenness": entropy / math.log(n_classes),
-            "histogram": shares.tolist()}
+    return {
+        "classes_covered": covered,
+        "evenness": entropy / math.log(n_classes),
+        "histogram": shares.tolist(),
+    }
 
 
 # ---------------------------------------------------------------- Fréchet distance
@@ -139,7 +162,9 @@ def class_coverage(classifier: nn.Module, images: Tensor, n_classes: int = 10) -
 def _as_features(feats: Tensor, name: str) -> Tensor:
     feats = torch.as_tensor(feats)
     if feats.dim() != 2:
-        raise ValueError(f"{name} must be a matrix of features (N, F); got shape {tuple(feats.shape)}.")
+        raise ValueError(
+            f"{name} must be a matrix of features (N, F); got shape {tuple(feats.shape)}."
+        )
     if len(feats) < 2:
         raise ValueError(f"{name} has {len(feats)} sample(s); a covariance needs at least 2.")
     if not torch.isfinite(feats).all():
@@ -173,7 +198,9 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     """
     a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"The feature sizes differ: feats_a has {a.shape[1]} features, feats_b {b.shape[1]}.")
+        raise ValueError(
+            f"The feature sizes differ: feats_a has {a.shape[1]} features, feats_b {b.shape[1]}."
+        )
     mu_a, mu_b = a.mean(dim=0), b.mean(dim=0)
     n_feat = a.shape[1]
     cov_a = torch.cov(a.T).reshape(n_feat, n_feat)  # reshape: torch.cov returns a scalar for F = 1
@@ -193,7 +220,9 @@ def fd_digits(classifier: nn.Module, images_a: Tensor, images_b: Tensor) -> floa
     Comparable only with values from the same classifier and the same sample
     sizes; read it against :func:`real_floor`.
     """
-    return frechet_distance(_apply(classifier, images_a, "features"), _apply(classifier, images_b, "features"))
+    return frechet_distance(
+        _apply(classifier, images_a, "features"), _apply(classifier, images_b, "features")
+    )
 
 
 def held_out_sample(data: ImageData, n: int, seed: int = 0) -> Tensor:
@@ -203,7 +232,9 @@ def held_out_sample(data: ImageData, n: int, seed: int = 0) -> Tensor:
     with these same images.
     """
     if not 2 <= n <= len(data.val_images):
-        raise ValueError(f"n must be between 2 and the {len(data.val_images)} held-out images of {data.name}; got {n}.")
+        raise ValueError(
+            f"n must be between 2 and the {len(data.val_images)} held-out images of {data.name}; got {n}."
+        )
     g = torch.Generator().manual_seed(seed)
     return data.val_images[torch.randperm(len(data.val_images), generator=g)[:n]]
 
@@ -224,7 +255,9 @@ def real_floor(classifier: nn.Module, data: ImageData, n: int, seed: int = 0) ->
     """
     reference = held_out_sample(data, n, seed)
     if n > len(data.train_images):
-        raise ValueError(f"n={n} is more than the {len(data.train_images)} training images of {data.name}.")
+        raise ValueError(
+            f"n={n} is more than the {len(data.train_images)} training images of {data.name}."
+        )
     g = torch.Generator().manual_seed(seed + 1)
     real = data.train_images[torch.randperm(len(data.train_images), generator=g)[:n]]
     return fd_digits(classifier, real, reference)

@@ -16,11 +16,13 @@ micro-batches of a step:
     backward (scaled in fp16; DDP averages over processes in the last one)
     -> unscale, clip the gradient norm -> optimizer step(s) -> schedule step(s)
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +31,7 @@ from genai_lib import distributed
 from genai_lib.precision import autocast
 
 Batch = Any  # a tensor, or a tuple/list/dict of tensors
-LossOutput = Union[Tensor, dict[str, Tensor]]
+LossOutput = Tensor | dict[str, Tensor]
 LossFn = Callable[[Batch], LossOutput]
 
 
@@ -49,30 +51,49 @@ class Objective(nn.Module):
     follows the global step.
     """
 
-    def __init__(self, name: str, model: nn.Module, loss_fn: LossFn | None = None,
-                 optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None, every: int = 1):
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        loss_fn: LossFn | None = None,
+        optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None,
+        every: int = 1,
+    ):
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be at least 1; got {every}.")
-        self.name, self.model, self.loss_fn, self.optimizer, self.every = name, model, loss_fn, optimizer, every
+        self.name, self.model, self.loss_fn, self.optimizer, self.every = (
+            name,
+            model,
+            loss_fn,
+            optimizer,
+            every,
+        )
 
     def forward(self, batch: Batch) -> LossOutput:
         if self.loss_fn is None:
-            raise NotImplementedError(f"Objective '{self.name}' has no loss_fn; pass one, or override forward().")
+            raise NotImplementedError(
+                f"Objective '{self.name}' has no loss_fn; pass one, or override forward()."
+            )
         return self.loss_fn(batch)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, every={self.every}"
 
 
-def wrap(objective: Objective, device: torch.device, process: distributed.Process,
-         compile: bool | str | Callable) -> nn.Module:
+def wrap(
+    objective: Objective,
+    device: torch.device,
+    process: distributed.Process,
+    compile: bool | str | Callable,
+) -> nn.Module:
     """The objective as the loop calls it: in DDP over the processes, and/or compiled; or itself."""
     wrapped: nn.Module = objective
     if process.distributed and any(p.requires_grad for p in objective.parameters()):
         wrapped = distributed.wrap(objective, device)
     if compile:
-        backend = "inductor" if compile is True else compile  # or another backend, by name or function
+        # or another backend, by name or function
+        backend = "inductor" if compile is True else compile
         wrapped = torch.compile(wrapped, backend=backend)  # compiles lazily, at the first call
     return wrapped
 
@@ -80,12 +101,31 @@ def wrap(objective: Objective, device: torch.device, process: distributed.Proces
 class ObjectiveStep:
     """Updates one objective: its wrapped module, optimizers, learning-rate schedules and gradient scaler."""
 
-    def __init__(self, objective: Objective, optimizers: list[torch.optim.Optimizer],
-                 schedulers: list[torch.optim.lr_scheduler.LRScheduler], scaler: torch.amp.GradScaler, *,
-                 device: torch.device, process: distributed.Process, precision: str,
-                 grad_clip: float | None, compile: bool | str | Callable = False):
-        self.objective, self.optimizers, self.schedulers, self.scaler = objective, optimizers, schedulers, scaler
-        self.device, self.process, self.precision, self.grad_clip = device, process, precision, grad_clip
+    def __init__(
+        self,
+        objective: Objective,
+        optimizers: list[torch.optim.Optimizer],
+        schedulers: list[torch.optim.lr_scheduler.LRScheduler],
+        scaler: torch.amp.GradScaler,
+        *,
+        device: torch.device,
+        process: distributed.Process,
+        precision: str,
+        grad_clip: float | None,
+        compile: bool | str | Callable = False,
+    ):
+        self.objective, self.optimizers, self.schedulers, self.scaler = (
+            objective,
+            optimizers,
+            schedulers,
+            scaler,
+        )
+        self.device, self.process, self.precision, self.grad_clip = (
+            device,
+            process,
+            precision,
+            grad_clip,
+        )
         self.compile, self.first_call = compile, True
         if process.distributed:
             _check_optimizers_cover_only(objective, optimizers)
@@ -103,7 +143,10 @@ class ObjectiveStep:
             if not (self.compile and self.first_call):
                 raise
             _warn_compile_failed(err, self.device, self.compile)  # then train on without compiling
-            self.compile, self.module = False, wrap(self.objective, self.device, self.process, compile=False)
+            self.compile, self.module = (
+                False,
+                wrap(self.objective, self.device, self.process, compile=False),
+            )
             metrics = self._update(micro_batches)
         self.first_call = False
         metrics["lr"] = torch.tensor(self.optimizers[0].param_groups[0]["lr"])
@@ -120,7 +163,8 @@ class ObjectiveStep:
         sums: dict[str, Tensor] = {}
         for j, batch in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
-            with nullcontext() if last or ddp is None else ddp.no_sync():  # DDP averages once, in the last backward
+            # DDP averages once, in the last backward
+            with nullcontext() if last or ddp is None else ddp.no_sync():
                 with autocast(self.device, self.precision):
                     out = self._checked(self.module(batch))
                 self.scaler.scale(out["loss"] / len(micro_batches)).backward()
@@ -143,23 +187,33 @@ class ObjectiveStep:
             out = {"loss": out}
         if not isinstance(out, dict) or "loss" not in out:
             shown = list(out) if isinstance(out, dict) else type(out).__name__
-            raise ValueError(f"The loss function of '{name}' must return a scalar tensor or a dict with a 'loss' "
-                             f"entry; it returned {shown}.")
+            raise ValueError(
+                f"The loss function of '{name}' must return a scalar tensor or a dict with a 'loss' "
+                f"entry; it returned {shown}."
+            )
         if out["loss"].dim() != 0:
-            raise ValueError(f"The loss of '{name}' must be a scalar; it has shape {tuple(out['loss'].shape)}. "
-                             f"Did you forget a .mean()?")
+            raise ValueError(
+                f"The loss of '{name}' must be a scalar; it has shape {tuple(out['loss'].shape)}. "
+                f"Did you forget a .mean()?"
+            )
         return out
 
 
-def _check_optimizers_cover_only(objective: Objective, optimizers: list[torch.optim.Optimizer]) -> None:
+def _check_optimizers_cover_only(
+    objective: Objective, optimizers: list[torch.optim.Optimizer]
+) -> None:
     """Under DDP, only the objective's own parameters have their gradients averaged over processes."""
     own = {id(p) for p in objective.parameters()}
-    outside = sum(1 for opt in optimizers for g in opt.param_groups for p in g["params"] if id(p) not in own)
+    outside = sum(
+        1 for opt in optimizers for g in opt.param_groups for p in g["params"] if id(p) not in own
+    )
     if outside:
-        raise ValueError(f"The optimizer of objective '{objective.name}' holds {outside} parameter tensor(s) that "
-                         f"are not in its model. Under torchrun their gradients would not be averaged over the "
-                         f"processes, and the copies would drift apart. Give the objective a model that holds "
-                         f"every parameter its optimizer updates (an nn.ModuleDict of several, say).")
+        raise ValueError(
+            f"The optimizer of objective '{objective.name}' holds {outside} parameter tensor(s) that "
+            f"are not in its model. Under torchrun their gradients would not be averaged over the "
+            f"processes, and the copies would drift apart. Give the objective a model that holds "
+            f"every parameter its optimizer updates (an nn.ModuleDict of several, say)."
+        )
 
 
 def _find_ddp(wrapper: nn.Module) -> nn.parallel.DistributedDataParallel | None:
@@ -168,16 +222,26 @@ def _find_ddp(wrapper: nn.Module) -> nn.parallel.DistributedDataParallel | None:
     return inner if isinstance(inner, nn.parallel.DistributedDataParallel) else None
 
 
-def _warn_compile_failed(err: Exception, device: torch.device, compile: bool | str | Callable) -> None:
+def _warn_compile_failed(
+    err: Exception, device: torch.device, compile: bool | str | Callable
+) -> None:
     root = err
-    while getattr(root, "inner_exception", None) or root.__cause__:  # the backend's own error, wrapped
+    # the backend's own error, wrapped
+    while getattr(root, "inner_exception", None) or root.__cause__:
         root = getattr(root, "inner_exception", None) or root.__cause__
     reason = f"{type(root).__name__}: {(str(root).strip().splitlines() or [''])[0][:300]}"
     if root is not err:
         reason = f"{type(err).__name__}, because {reason}"
-    hint = (" On a CPU, torch.compile's default backend (Inductor) writes C++ and needs a C++ compiler "
-            "(g++ or clang on Linux and macOS, the MSVC build tools on Windows)."
-            if device.type == "cpu" and compile in (True, "inductor") else "")
-    warnings.warn(f"torch.compile failed on the first step ({reason}). "
-                  f"Training continues without it: the same results, only slower.{hint} "
-                  f"Pass compile=False to skip the attempt.", stacklevel=5)  # the line that called fit
+    hint = (
+        " On a CPU, torch.compile's default backend (Inductor) writes C++ and needs a C++ compiler "
+        "(g++ or clang on Linux and macOS, the MSVC build tools on Windows)."
+        if device.type == "cpu" and compile in (True, "inductor")
+        else ""
+    )
+    # the line that called fit
+    warnings.warn(
+        f"torch.compile failed on the first step ({reason}). "
+        f"Training continues without it: the same results, only slower.{hint} "
+        f"Pass compile=False to skip the attempt.",
+        stacklevel=5,
+    )

@@ -9,6 +9,7 @@ Colab, the setup cell of every chapter finds the file in the Files pane or in
 Google Drive and does that itself. An instructor can share the file over a
 USB stick or a drive, where a public repository is not an option.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,18 @@ from pathlib import Path
 from genai_lib.config import REPO_DATA_DIR
 
 PACK_NAME = "genai-course.zip"
-TOP_FOLDER = "genai-course"  # everything in the zip sits in one folder: what pip expects of a source archive
+# everything in the zip sits in one folder: what pip expects of a source archive
+TOP_FOLDER = "genai-course"
 ROOT = REPO_DATA_DIR.parent
 TOP_FILES = ("pyproject.toml", "requirements.txt", "README.md", "LICENSE")
-SHIPPED_DATA = ("README.md", "classifiers/*.json", "classifiers/*.safetensors",
-                "pretrained/*.json", "pretrained/*.safetensors")  # as pyproject.toml's package-data
+# as pyproject.toml's package-data
+SHIPPED_DATA = (
+    "README.md",
+    "classifiers/*.json",
+    "classifiers/*.safetensors",
+    "pretrained/*.json",
+    "pretrained/*.safetensors",
+)
 
 
 def files_to_pack(root: Path = ROOT) -> list[Path]:
@@ -34,8 +42,10 @@ def files_to_pack(root: Path = ROOT) -> list[Path]:
     """
     root = Path(root)
     if not (root / "pyproject.toml").is_file() or not (root / "genai_lib").is_dir():
-        raise FileNotFoundError(f"{root} is not a copy of the course (no pyproject.toml and genai_lib/ there): "
-                                f"run pack from a clone or an unpacked copy.")
+        raise FileNotFoundError(
+            f"{root} is not a copy of the course (no pyproject.toml and genai_lib/ there): "
+            f"run pack from a clone or an unpacked copy."
+        )
     chosen = [root / name for name in TOP_FILES if (root / name).is_file()]
     chosen += [p for p in (root / "genai_lib").rglob("*.py") if "__pycache__" not in p.parts]
     for pattern in SHIPPED_DATA:
@@ -54,7 +64,9 @@ def pack(out: str | Path = PACK_NAME, root: Path = ROOT, overwrite: bool = False
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a folder; give a file name, e.g. {out / PACK_NAME}.")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists already. Give another --out, or pass --overwrite to replace it.")
+        raise FileExistsError(
+            f"{out} exists already. Give another --out, or pass --overwrite to replace it."
+        )
     files = files_to_pack(root)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

@@ -7,6 +7,7 @@
 - CPU and MPS: fp32. bf16 autocast on a CPU is allowed when asked for, but it
   is slower than fp32 on most laptop CPUs, so it is not the default.
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext

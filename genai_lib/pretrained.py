@@ -13,6 +13,7 @@ a truncated or altered file is refused with a message that says how to
 rebuild it. :func:`pretrain_base` (``python -m genai_lib pretrain``) rebuilds
 it: the same command on the same machine gives the same file, bit for bit.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,32 +42,49 @@ class BaseModelError(ShippedWeightsError):
     """The shipped base model is missing or does not match its recorded checksum."""
 
 
-def save_base(folder: Path, model: GPT, tokenizer: CharTokenizer, info: dict[str, Any],
-              name: str = BASE_NAME) -> Path:
+def save_base(
+    folder: Path, model: GPT, tokenizer: CharTokenizer, info: dict[str, Any], name: str = BASE_NAME
+) -> Path:
     """Write ``name.safetensors`` and ``name.json`` (config, tokenizer, ``info``, SHA-256) into ``folder``."""
     # the output layer is tied to the token embedding: store the tensor once
     weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    return save_weights(folder, name, weights,
-                        {"config": asdict(model.config), "tokenizer": tokenizer.to_dict(), **info})
+    return save_weights(
+        folder,
+        name,
+        weights,
+        {"config": asdict(model.config), "tokenizer": tokenizer.to_dict(), **info},
+    )
 
 
-def load_base(folder: Path | None = None, name: str = BASE_NAME) -> tuple[GPT, CharTokenizer, dict[str, Any]]:
+def load_base(
+    folder: Path | None = None, name: str = BASE_NAME
+) -> tuple[GPT, CharTokenizer, dict[str, Any]]:
     """The pretrained base: ``(model in eval mode, tokenizer, metadata)``.
 
     Raises :class:`BaseModelError` if the files are missing, or if the weights'
     SHA-256 differs from the one recorded next to them.
     """
     folder = Path(folder) if folder is not None else DEFAULT_DIR
-    weights, meta = load_weights(folder, name, "pretrained base",
-                                 f"Rebuild it with:  python -m genai_lib pretrain --out {folder}", BaseModelError)
+    weights, meta = load_weights(
+        folder,
+        name,
+        "pretrained base",
+        f"Rebuild it with:  python -m genai_lib pretrain --out {folder}",
+        BaseModelError,
+    )
     model = GPT(GPTConfig(**meta["config"]))
     weights["lm_head.weight"] = weights["token_embedding.weight"]
     model.load_state_dict(weights)
     return model.eval(), CharTokenizer.from_dict(meta["tokenizer"]), meta
 
 
-def pretrain_base(out: Path | None = None, steps: int = 1200, seed: int = 0, progress: bool | str = True,
-                  command: str = "python -m genai_lib pretrain") -> Path:
+def pretrain_base(
+    out: Path | None = None,
+    steps: int = 1200,
+    seed: int = 0,
+    progress: bool | str = True,
+    command: str = "python -m genai_lib pretrain",
+) -> Path:
     """Train the base GPT on the bundled pydoc text (its first 90%) and save it; return the JSON path.
 
     The recipe is the one our GPT benchmark found fastest on a CPU (benchmarks/RESULTS.md):
@@ -75,17 +93,40 @@ def pretrain_base(out: Path | None = None, steps: int = 1200, seed: int = 0, pro
     out = Path(out) if out is not None else DEFAULT_DIR
     text = load_text("pydoc")
     tokenizer = CharTokenizer(ASCII_VOCAB)
-    train_tokens, val_tokens = split_train_val(torch.tensor(tokenizer.encode(text)), val_fraction=0.1)
+    train_tokens, val_tokens = split_train_val(
+        torch.tensor(tokenizer.encode(text)), val_fraction=0.1
+    )
     seed_everything(seed)
     model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, **BASE_SETTINGS))
-    optimizer = muon_with_adamw(model, muon_lr=0.02, adamw_lr=4e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    optimizer = muon_with_adamw(
+        model, muon_lr=0.02, adamw_lr=4e-3, betas=(0.9, 0.95), weight_decay=0.1
+    )
     start = time.perf_counter()
-    train_lm(model, train_tokens, steps=steps, block_size=model.block_size, batch_size=32, seed=seed,
-             optimizer=optimizer, warmup_steps=max(1, steps // 20), min_lr_ratio=0.025, device="cpu",
-             progress=progress, desc="pretraining the base")
+    train_lm(
+        model,
+        train_tokens,
+        steps=steps,
+        block_size=model.block_size,
+        batch_size=32,
+        seed=seed,
+        optimizer=optimizer,
+        warmup_steps=max(1, steps // 20),
+        min_lr_ratio=0.025,
+        device="cpu",
+        progress=progress,
+        desc="pretraining the base",
+    )
     seconds = time.perf_counter() - start
     val_nats = evaluate_lm(model, val_tokens)
-    info = {"trained_on": "pydoc (first 90%)", "steps": steps, "seed": seed, "command": command,
-            "train_seconds": round(seconds, 1), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "val_loss_nats_per_char": round(val_nats, 4), "val_bits_per_char": round(bits(val_nats), 4)}
+    info = {
+        "trained_on": "pydoc (first 90%)",
+        "steps": steps,
+        "seed": seed,
+        "command": command,
+        "train_seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "val_loss_nats_per_char": round(val_nats, 4),
+        "val_bits_per_char": round(bits(val_nats), 4),
+    }
     return save_base(out, model, tokenizer, info)

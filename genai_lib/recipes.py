@@ -12,11 +12,13 @@ them to the same function.
 - :func:`train_and_measure_lm`: a language model trained on random windows and
   measured on the whole held-out text (chapters 03a and 03b, ``train_gpt``).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -29,10 +31,23 @@ from genai_lib.models import VAE
 from genai_lib.train import History, fit
 
 
-def train_vae(images: Tensor, *, arch: str, latent_dim: int, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-              beta: float = 1.0, seed: int = 0, warmup_epochs: int = 1, schedule: str = "cosine",
-              grad_clip: float | None = 1.0, evaluate: Callable[[VAE], dict[str, float]] | None = None,
-              eval_every_epochs: int = 0, **fit_kwargs: Any) -> tuple[VAE, History, float]:
+def train_vae(
+    images: Tensor,
+    *,
+    arch: str,
+    latent_dim: int,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    beta: float = 1.0,
+    seed: int = 0,
+    warmup_epochs: int = 1,
+    schedule: str = "cosine",
+    grad_clip: float | None = 1.0,
+    evaluate: Callable[[VAE], dict[str, float]] | None = None,
+    eval_every_epochs: int = 0,
+    **fit_kwargs: Any,
+) -> tuple[VAE, History, float]:
     """A VAE trained on ``images`` ``(N, C, H, W)`` in [0, 1], binarised afresh at every batch.
 
     Minimises the negative ELBO (``beta`` weighting the KL), in nats per image,
@@ -48,17 +63,39 @@ def train_vae(images: Tensor, *, arch: str, latent_dim: int, epochs: int, batch_
     steps_per_epoch = len(images) // batch_size
     eval_fn = (lambda: evaluate(model)) if evaluate is not None else None
     start = time.perf_counter()
-    history = fit(model, lambda x: vae_loss(model, binarize(x), beta=beta), images,  # a fresh binary draw each batch
-                  steps=epochs * steps_per_epoch, batch_size=batch_size, lr=lr, seed=seed,
-                  warmup_steps=warmup_epochs * steps_per_epoch, schedule=schedule, grad_clip=grad_clip,
-                  eval_fn=eval_fn, eval_every=eval_every_epochs * steps_per_epoch, **fit_kwargs)
+    history = fit(
+        model,
+        lambda x: vae_loss(model, binarize(x), beta=beta),
+        images,  # a fresh binary draw each batch
+        steps=epochs * steps_per_epoch,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        warmup_steps=warmup_epochs * steps_per_epoch,
+        schedule=schedule,
+        grad_clip=grad_clip,
+        eval_fn=eval_fn,
+        eval_every=eval_every_epochs * steps_per_epoch,
+        **fit_kwargs,
+    )
     return model.cpu().eval(), history, time.perf_counter() - start
 
 
-def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor | tuple[Tensor, Tensor], *,
-              steps: int, batch_size: int = 64, lr: float = 2e-4, loss: str = "nonsaturating", seed: int = 0,
-              **fit_kwargs: Any) -> tuple[History, float]:
-    """A GAN trained with :func:`~genai_lib.gan.gan_objectives`: Adam at ``lr`` (beta1 0.5), a constant rate, no clipping.
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    data: Tensor | tuple[Tensor, Tensor],
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    loss: str = "nonsaturating",
+    seed: int = 0,
+    **fit_kwargs: Any,
+) -> tuple[History, float]:
+    """A GAN trained with :func:`~genai_lib.gan.gan_objectives`.
+
+    Adam at ``lr`` (beta1 0.5), a constant rate, no clipping.
 
     ``data``: images in [-1, 1], or ``(images, labels)`` for a conditional GAN.
     Other keyword arguments go to :func:`~genai_lib.train.fit`. Returns
@@ -66,8 +103,16 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: Tensor | tup
     """
     seed_everything(seed)
     start = time.perf_counter()
-    history = fit(gan_objectives(generator, discriminator, loss=loss, lr=lr), data=data, steps=steps,
-                  batch_size=batch_size, schedule="constant", grad_clip=None, seed=seed, **fit_kwargs)
+    history = fit(
+        gan_objectives(generator, discriminator, loss=loss, lr=lr),
+        data=data,
+        steps=steps,
+        batch_size=batch_size,
+        schedule="constant",
+        grad_clip=None,
+        seed=seed,
+        **fit_kwargs,
+    )
     return history, time.perf_counter() - start
 
 
@@ -81,9 +126,18 @@ class LMResult:
     seconds: float
 
 
-def train_and_measure_lm(model: nn.Module, train_tokens: Tensor, val_tokens: Tensor, *, steps: int,
-                         block_size: int, batch_size: int, lr: float, seed: int = 0,
-                         **fit_kwargs: Any) -> LMResult:
+def train_and_measure_lm(
+    model: nn.Module,
+    train_tokens: Tensor,
+    val_tokens: Tensor,
+    *,
+    steps: int,
+    block_size: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    **fit_kwargs: Any,
+) -> LMResult:
     """Chapter 03's recipe for comparing language models at one budget.
 
     Every model sees ``steps`` batches of ``batch_size`` random windows of
@@ -96,10 +150,20 @@ def train_and_measure_lm(model: nn.Module, train_tokens: Tensor, val_tokens: Ten
     seed_everything(seed)
     start = time.perf_counter()
     fit_kwargs.setdefault("log_every", 10)
-    history = train_lm(model, train_tokens, steps=steps, block_size=block_size, batch_size=batch_size, lr=lr,
-                       warmup_steps=steps // 20, val_tokens=val_tokens, eval_every=max(1, steps // 10),
-                       eval_max_tokens=None, seed=seed, **fit_kwargs)
+    history = train_lm(
+        model,
+        train_tokens,
+        steps=steps,
+        block_size=block_size,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_steps=steps // 20,
+        val_tokens=val_tokens,
+        eval_every=max(1, steps // 10),
+        eval_max_tokens=None,
+        seed=seed,
+        **fit_kwargs,
+    )
     seconds = time.perf_counter() - start
     held_out = bits(evaluate_lm(model, val_tokens, block_size))
     return LMResult(history, sum(p.numel() for p in model.parameters()), held_out, seconds)
-

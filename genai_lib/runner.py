@@ -1,4 +1,5 @@
 """Execute chapter notebooks headless, with papermill, and time them."""
+
 from __future__ import annotations
 
 import ast
@@ -36,9 +37,11 @@ def find_chapters(name: str, folder: Path = CHAPTERS_DIR) -> list[Path]:
     if path.suffix == ".ipynb" and path.is_file():
         return [path]
     chapters = list_chapters(folder)
-    for matches in ([p for p in chapters if p.stem == name],
-                    [p for p in chapters if p.stem.split("_")[0] == name],
-                    [p for p in chapters if p.stem.split("_")[0].rstrip("abcdefgh") == name]):
+    for matches in (
+        [p for p in chapters if p.stem == name],
+        [p for p in chapters if p.stem.split("_")[0] == name],
+        [p for p in chapters if p.stem.split("_")[0].rstrip("abcdefgh") == name],
+    ):
         if matches:
             return matches
     known = ", ".join(p.stem for p in chapters) or f"none found in {folder}"
@@ -57,22 +60,33 @@ def chapter_parameters(notebook: Path) -> dict[str, Any]:
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    cells = [
+        c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+    ]
     found: dict[str, Any] = {}
     for cell in cells:
         for node in ast.parse(cell.source).body:
             if not isinstance(node, ast.Assign):
                 continue
-            names = [t for target in node.targets
-                     for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
-            values = node.value.elts if isinstance(node.value, ast.Tuple) and len(names) > 1 else [node.value]
+            names = [
+                t
+                for target in node.targets
+                for t in (target.elts if isinstance(target, ast.Tuple) else [target])
+            ]
+            values = (
+                node.value.elts
+                if isinstance(node.value, ast.Tuple) and len(names) > 1
+                else [node.value]
+            )
             if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "pick":
                 full = next((k.value for k in node.value.keywords if k.arg == "full"), None)
                 values = full.elts if isinstance(full, ast.Tuple) and len(names) > 1 else [full]
             for i, name in enumerate(names):
                 if isinstance(name, ast.Name):
                     try:
-                        found[name.id] = ast.literal_eval(values[i]) if i < len(values) else _UNKNOWN
+                        found[name.id] = (
+                            ast.literal_eval(values[i]) if i < len(values) else _UNKNOWN
+                        )
                     except (ValueError, TypeError, SyntaxError):
                         found[name.id] = _UNKNOWN
     return found
@@ -89,17 +103,25 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     listing = ", ".join(f"{k}={'...' if v is _UNKNOWN else repr(v)}" for k, v in known.items())
     for name, value in parameters.items():
         if name not in known:
-            raise ValueError(f"{notebook.stem} has no parameter {name!r}. Its parameters: {listing}.")
+            raise ValueError(
+                f"{notebook.stem} has no parameter {name!r}. Its parameters: {listing}."
+            )
         default = known[name]
         if default is _UNKNOWN or default is None:
             continue
-        ok = (isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-              or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple))))
-        if isinstance(value, bool) and not isinstance(default, bool):  # True is an int to Python, not here
+        ok = (
+            isinstance(value, type(default))
+            or (isinstance(default, float) and isinstance(value, int))
+            or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)))
+        )
+        # True is an int to Python, not here
+        if isinstance(value, bool) and not isinstance(default, bool):
             ok = False
         if not ok:
-            raise ValueError(f"{notebook.stem}: {name} should be a {type(default).__name__} like its default "
-                             f"{default!r}; got {value!r} ({type(value).__name__}). Its parameters: {listing}.")
+            raise ValueError(
+                f"{notebook.stem}: {name} should be a {type(default).__name__} like its default "
+                f"{default!r}; got {value!r} ({type(value).__name__}). Its parameters: {listing}."
+            )
 
 
 def parse_value(text: str) -> Any:
@@ -110,7 +132,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def refuse_to_overwrite(targets: list[Path], sources: list[Path], flag: str = "--overwrite") -> None:
+def refuse_to_overwrite(
+    targets: list[Path], sources: list[Path], flag: str = "--overwrite"
+) -> None:
     """Raise :class:`FileExistsError` if writing ``targets`` would replace a file that exists.
 
     The message names the files, says which of them are the course's own
@@ -122,15 +146,26 @@ def refuse_to_overwrite(targets: list[Path], sources: list[Path], flag: str = "-
         return
     source_set = {s.resolve() for s in sources}
     own = [t for t in existing if t.resolve() in source_set]
-    names = "\n".join(f"  {t}" + ("   (a chapter of the course itself)" if t in own else "") for t in existing)
-    why = ("Writing there would replace the course's own chapters. Choose another folder with --out. "
-           if own else "They may hold your own work. Choose another folder with --out, ")
-    raise FileExistsError(f"Not writing: {len(existing)} file(s) already exist:\n{names}\n{why}"
-                          f"or pass {flag} if you really mean to replace them.")
+    names = "\n".join(
+        f"  {t}" + ("   (a chapter of the course itself)" if t in own else "") for t in existing
+    )
+    why = (
+        "Writing there would replace the course's own chapters. Choose another folder with --out. "
+        if own
+        else "They may hold your own work. Choose another folder with --out, "
+    )
+    raise FileExistsError(
+        f"Not writing: {len(existing)} file(s) already exist:\n{names}\n{why}"
+        f"or pass {flag} if you really mean to replace them."
+    )
 
 
-def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
-                fast: bool | None = None) -> RunResult:
+def run_chapter(
+    notebook: Path,
+    out_dir: Path,
+    parameters: dict[str, Any] | None = None,
+    fast: bool | None = None,
+) -> RunResult:
     """Execute ``notebook`` top to bottom into ``out_dir`` and time it.
 
     ``fast=True``/``False`` sets ``GENAI_FAST`` for the kernel; ``None`` keeps
@@ -145,13 +180,19 @@ def run_chapter(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None
     output = out_dir / notebook.name
     saved_env = dict(os.environ)
     os.environ.pop("MPLBACKEND", None)
-    os.environ["GENAI_PROGRESS"] = "summary"  # one line per training run in the saved notebook, no bar fragments
+    # one line per training run in the saved notebook, no bar fragments
+    os.environ["GENAI_PROGRESS"] = "summary"
     if fast is not None:
         os.environ["GENAI_FAST"] = "1" if fast else "0"
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=parameters or {},
-                                   cwd=str(notebook.parent), progress_bar=True)
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters or {},
+            cwd=str(notebook.parent),
+            progress_bar=True,
+        )
         return RunResult(notebook.stem, time.perf_counter() - start, True, output)
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         first_line = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__

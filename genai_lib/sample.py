@@ -15,6 +15,7 @@ probabilities are renormalised. :func:`generate` works with any model of the
 course: ``model(tokens) -> logits`` of shape ``(B, T, vocab_size)`` and a
 ``block_size`` attribute (the most tokens it looks at; ``None`` for no limit).
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,8 +49,9 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
     return logits
 
 
-def next_token_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                     top_p: float | None = None) -> Tensor:
+def next_token_probs(
+    logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> Tensor:
     """The distribution a sampler draws from: ``(..., vocab_size)`` logits -> probabilities.
 
     ``temperature=0`` gives a one-hot on the most likely token (greedy).
@@ -61,8 +63,13 @@ def next_token_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None
     return torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
 
 
-def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Draw one token per row: ``(B, vocab_size)`` logits -> ``(B,)`` token ids."""
     if temperature == 0:
         return logits.argmax(-1)
@@ -71,9 +78,16 @@ def sample_next(logits: Tensor, temperature: float = 1.0, top_k: int | None = No
 
 
 @torch.no_grad()
-def generate(model: nn.Module, tokens: Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             use_cache: bool = True) -> Tensor:
+def generate(
+    model: nn.Module,
+    tokens: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> Tensor:
     """Continue ``tokens`` by ``max_new_tokens`` sampled tokens.
 
     ``tokens``: ``(T,)`` or ``(B, T)`` token ids on the model's device, T >= 1.
@@ -90,7 +104,9 @@ def generate(model: nn.Module, tokens: Tensor, max_new_tokens: int, temperature:
     random state.
     """
     if tokens.dim() not in (1, 2) or tokens.shape[-1] < 1:
-        raise ValueError(f"tokens must have shape (T,) or (B, T) with T >= 1; got {tuple(tokens.shape)}.")
+        raise ValueError(
+            f"tokens must have shape (T,) or (B, T) with T >= 1; got {tuple(tokens.shape)}."
+        )
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0; got {max_new_tokens}.")
     single = tokens.dim() == 1

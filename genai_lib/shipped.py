@@ -12,6 +12,7 @@ to restore or rebuild it. Two models ship today: chapter 04's pretrained base
 (:mod:`genai_lib.pretrained`) and the digit classifier that scores generated
 digits in chapters 02b and 05 (:mod:`genai_lib.metrics`).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,13 @@ def save_weights(folder: Path, name: str, tensors: dict[str, Tensor], info: dict
     return meta_path
 
 
-def load_weights(folder: Path, name: str, what: str, rebuild: str,
-                 error: type[ShippedWeightsError] = ShippedWeightsError) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def load_weights(
+    folder: Path,
+    name: str,
+    what: str,
+    rebuild: str,
+    error: type[ShippedWeightsError] = ShippedWeightsError,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """``(tensors, metadata)`` of ``folder/name``, after checking the weights' SHA-256.
 
     ``what`` names the model in messages ("pretrained base"); ``rebuild`` is
@@ -58,25 +64,33 @@ def load_weights(folder: Path, name: str, what: str, rebuild: str,
     """
     meta_path = folder / f"{name}.json"
     if not meta_path.is_file():
-        raise error(f"No {what} at {meta_path}. It ships in the repository's data/ folder; if you installed "
-                    f"genai_lib without the repository, clone it. {rebuild}")
+        raise error(
+            f"No {what} at {meta_path}. It ships in the repository's data/ folder; if you installed "
+            f"genai_lib without the repository, clone it. {rebuild}"
+        )
     try:
         meta = json.loads(meta_path.read_text())
         weights_path = folder / meta["weights_file"]
         recorded = meta["sha256"]
     except (ValueError, KeyError, TypeError) as err:
-        raise error(f"{meta_path} is not a readable description of the {what} ({type(err).__name__}: {err}): "
-                    f"it is truncated or was edited. Restore it from the repository "
-                    f"(git checkout -- {meta_path.name}). {rebuild}") from None
+        raise error(
+            f"{meta_path} is not a readable description of the {what} ({type(err).__name__}: {err}): "
+            f"it is truncated or was edited. Restore it from the repository "
+            f"(git checkout -- {meta_path.name}). {rebuild}"
+        ) from None
     if not weights_path.is_file():
         raise error(f"{meta_path.name} names {weights_path.name}, which is missing. {rebuild}")
     got = sha256_file(weights_path)
     if got != recorded:
-        raise error(f"{weights_path} does not match its recorded SHA-256 (expected {recorded}, got {got}): "
-                    f"the file is truncated, corrupt or was changed. Restore it from the repository "
-                    f"(git checkout -- {weights_path.name}). {rebuild}")
+        raise error(
+            f"{weights_path} does not match its recorded SHA-256 (expected {recorded}, got {got}): "
+            f"the file is truncated, corrupt or was changed. Restore it from the repository "
+            f"(git checkout -- {weights_path.name}). {rebuild}"
+        )
     try:
         tensors = load_file(str(weights_path))
     except SafetensorError as err:  # a file saved with a matching checksum but not as safetensors
-        raise error(f"{weights_path} matches its checksum but is not a safetensors file ({err}). {rebuild}") from None
+        raise error(
+            f"{weights_path} matches its checksum but is not a safetensors file ({err}). {rebuild}"
+        ) from None
     return tensors, meta

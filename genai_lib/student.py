@@ -8,6 +8,7 @@ NotImplementedError`` with a hint; the checkers turn that into a friendly "Not
 done yet" message. All outputs are cleared, so no answer survives in them
 either. ``python -m genai_lib student --out DIR`` writes it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,24 +28,28 @@ def stub_solution(source: str) -> str:
     out: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            out.extend(lines[node.lineno - 1:node.end_lineno])
+            out.extend(lines[node.lineno - 1 : node.end_lineno])
             continue
         if not isinstance(node, ast.FunctionDef):
-            raise ValueError(f"A solution cell may only define functions; line {node.lineno} is a "
-                             f"{type(node).__name__}:\n{source}")
+            raise ValueError(
+                f"A solution cell may only define functions; line {node.lineno} is a "
+                f"{type(node).__name__}:\n{source}"
+            )
         first = node.body[0]
         start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         if first.lineno == node.lineno:  # `def f(x): return x` on one line
-            out.extend(lines[start - 1:node.lineno - 1])
-            out.append(lines[node.lineno - 1][:first.col_offset].rstrip())
+            out.extend(lines[start - 1 : node.lineno - 1])
+            out.append(lines[node.lineno - 1][: first.col_offset].rstrip())
             indent = " " * (node.col_offset + 4)
         else:
-            out.extend(lines[start - 1:first.lineno - 1])
+            out.extend(lines[start - 1 : first.lineno - 1])
             indent = " " * first.col_offset
         if ast.get_docstring(node) is not None:
-            out.extend(lines[first.lineno - 1:first.end_lineno])
-        out.append(f'{indent}raise NotImplementedError("Exercise: write {node.name} as the exercise above asks, '
-                   f'then run the check cell below.")')
+            out.extend(lines[first.lineno - 1 : first.end_lineno])
+        out.append(
+            f'{indent}raise NotImplementedError("Exercise: write {node.name} as the exercise above asks, '
+            f'then run the check cell below.")'
+        )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -67,8 +72,9 @@ def student_notebook(nb):
     return nb
 
 
-def write_student_edition(chapters: list[Path], out_dir: Path,
-                          overwrite: bool = False) -> list[tuple[Path, int]]:
+def write_student_edition(
+    chapters: list[Path], out_dir: Path, overwrite: bool = False
+) -> list[tuple[Path, int]]:
     """Write the student version of each chapter into ``out_dir``; return ``(path, exercises stubbed)`` pairs.
 
     Refuses (:class:`FileExistsError`, naming the files) to replace a notebook

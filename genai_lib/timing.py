@@ -10,11 +10,12 @@ can differ by 10% for no reason that has to do with A or B. So:
 - call a ratio real only when the ranges do not overlap (:func:`speed_ratio`),
   and otherwise say "no measurable difference here" (:func:`compare_speeds`).
 """
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,12 @@ class Spread:
     n: int
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> "Spread":
+    def of(cls, values: Sequence[float]) -> Spread:
         if len(values) == 0:
             raise ValueError("Spread.of needs at least one measurement.")
         return cls(statistics.median(values), min(values), max(values), len(values))
 
-    def overlaps(self, other: "Spread") -> bool:
+    def overlaps(self, other: Spread) -> bool:
         return self.low <= other.high and other.low <= self.high
 
     def __str__(self) -> str:
@@ -68,8 +69,12 @@ def compare_speeds(name_a: str, a: Sequence[float], name_b: str, b: Sequence[flo
     """One sentence comparing two sets of speeds (higher is faster), true to what the repeats show."""
     ratio = speed_ratio(a, b)
     if ratio is None:
-        return (f"{name_a} {Spread.of(a)} against {name_b} {Spread.of(b)}: the ranges overlap, "
-                f"so no measurable difference here")
+        return (
+            f"{name_a} {Spread.of(a)} against {name_b} {Spread.of(b)}: the ranges overlap, "
+            f"so no measurable difference here"
+        )
     faster, slower, r = (name_a, name_b, ratio) if ratio > 1 else (name_b, name_a, 1 / ratio)
-    return (f"{name_a} {Spread.of(a)} against {name_b} {Spread.of(b)}: "
-            f"{faster} is {r:.2f}x as fast as {slower} (the ranges do not overlap)")
+    return (
+        f"{name_a} {Spread.of(a)} against {name_b} {Spread.of(b)}: "
+        f"{faster} is {r:.2f}x as fast as {slower} (the ranges do not overlap)"
+    )

@@ -18,21 +18,31 @@ same call takes gradient accumulation (``accumulate=k``), ``torch.compile``
 (``compile=True``), and runs unchanged under ``torchrun`` as N data-parallel
 processes (:mod:`genai_lib.distributed`).
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from genai_lib import config, distributed
-from genai_lib.callbacks import (Callback, Evaluate, EveryStep, LogMetrics, ProgressBar, SaveCheckpoints,
-                                 StopOnCtrlC, TrainingDivergedError)
 from genai_lib import checkpoint as ckpt
+from genai_lib import config, distributed
+from genai_lib.callbacks import (
+    Callback,
+    Evaluate,
+    EveryStep,
+    LogMetrics,
+    ProgressBar,
+    SaveCheckpoints,
+    StopOnCtrlC,
+    TrainingDivergedError,
+)
 from genai_lib.config import get_device
 from genai_lib.data.batches import Batch, EpochBatches, StepBatches
 from genai_lib.objective import LossFn, Objective, ObjectiveStep
@@ -40,12 +50,31 @@ from genai_lib.optim import adamw, decay_groups, lr_factor
 from genai_lib.precision import autocast, choose_precision, grad_scaler
 from genai_lib.training_state import History, TrainingState
 
-__all__ = ["fit", "train_loop", "Objective", "History", "TrainingState", "EpochBatches", "TrainingDivergedError",
-           "lr_factor", "decay_groups", "adamw", "choose_precision", "autocast", "to_device"]
+__all__ = [
+    "fit",
+    "train_loop",
+    "Objective",
+    "History",
+    "TrainingState",
+    "EpochBatches",
+    "TrainingDivergedError",
+    "lr_factor",
+    "decay_groups",
+    "adamw",
+    "choose_precision",
+    "autocast",
+    "to_device",
+]
 
 
-def train_loop(state: TrainingState, objective_steps: Sequence[ObjectiveStep],
-               micro_batches: Callable[[int], list[Batch]], callbacks: Sequence[Callback], *, end: int) -> None:
+def train_loop(
+    state: TrainingState,
+    objective_steps: Sequence[ObjectiveStep],
+    micro_batches: Callable[[int], list[Batch]],
+    callbacks: Sequence[Callback],
+    *,
+    end: int,
+) -> None:
     """Step every objective until ``state.step == end``; the callbacks do everything else.
 
     ``micro_batches(step)`` gives the step's micro-batches (one, without
@@ -185,14 +214,34 @@ def fit(
     schedulers = {}
     for o in objectives:
         # an objective stepped every k steps has taken j updates by global step j * k
-        factor = (lambda j, every=o.every: lr_factor(j * every, total_steps=steps, warmup_steps=warmup_steps,
-                                                      min_lr_ratio=min_lr_ratio, schedule=schedule))
-        schedulers[o.name] = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers[o.name]]
-    settings = {"batch_size": getattr(data, "batch_size", None) or batch_size, "accumulate": accumulate,
-                "warmup_steps": warmup_steps, "schedule": schedule, "min_lr_ratio": min_lr_ratio,
-                "grad_clip": grad_clip, "precision": precision, "seed": seed}
-    state = TrainingState(models, optimizers, schedulers, {o.name: grad_scaler(device, precision) for o in objectives},
-                          total_steps=steps, settings=settings)
+        factor = lambda j, every=o.every: lr_factor(
+            j * every,
+            total_steps=steps,
+            warmup_steps=warmup_steps,
+            min_lr_ratio=min_lr_ratio,
+            schedule=schedule,
+        )
+        schedulers[o.name] = [
+            torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers[o.name]
+        ]
+    settings = {
+        "batch_size": getattr(data, "batch_size", None) or batch_size,
+        "accumulate": accumulate,
+        "warmup_steps": warmup_steps,
+        "schedule": schedule,
+        "min_lr_ratio": min_lr_ratio,
+        "grad_clip": grad_clip,
+        "precision": precision,
+        "seed": seed,
+    }
+    state = TrainingState(
+        models,
+        optimizers,
+        schedulers,
+        {o.name: grad_scaler(device, precision) for o in objectives},
+        total_steps=steps,
+        settings=settings,
+    )
 
     end = min(steps, stop_after) if stop_after is not None else steps
     style = config.PROGRESS if progress is True else ("off" if progress is False else progress)
@@ -201,7 +250,9 @@ def fit(
     if eval_fn is not None:
         everything.append(Evaluate(eval_fn, eval_every, device))
     if checkpoint_path is not None:
-        everything.append(SaveCheckpoints(checkpoint_path, checkpoint_every, list(everything), process))
+        everything.append(
+            SaveCheckpoints(checkpoint_path, checkpoint_every, list(everything), process)
+        )
     everything.append(ProgressBar(style, end, desc, enabled=process.is_main))
     everything.append(StopOnCtrlC(enabled=checkpoint_path is not None and not process.distributed))
     keys = [cb.key for cb in everything if cb.key]
@@ -210,13 +261,29 @@ def fit(
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         _resume(state, everything, checkpoint_path, process)
 
-    objective_steps = [ObjectiveStep(o, optimizers[o.name], schedulers[o.name], state.scalers[o.name],
-                                     device=device, process=process, precision=precision, grad_clip=grad_clip,
-                                     compile=compile) for o in objectives]
+    objective_steps = [
+        ObjectiveStep(
+            o,
+            optimizers[o.name],
+            schedulers[o.name],
+            state.scalers[o.name],
+            device=device,
+            process=process,
+            precision=precision,
+            grad_clip=grad_clip,
+            compile=compile,
+        )
+        for o in objectives
+    ]
     for m in models.values():
         m.train()
-    train_loop(state, objective_steps, _micro_batches(data, batch_size, seed, accumulate, process, device),
-               everything, end=end)
+    train_loop(
+        state,
+        objective_steps,
+        _micro_batches(data, batch_size, seed, accumulate, process, device),
+        everything,
+        end=end,
+    )
     for m in models.values():
         m.eval()
     return state.history
@@ -233,8 +300,14 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return batch
 
 
-def _micro_batches(data: Any, batch_size: int, seed: int, accumulate: int, process: distributed.Process,
-                   device: torch.device) -> Callable[[int], list[Batch]]:
+def _micro_batches(
+    data: Any,
+    batch_size: int,
+    seed: int,
+    accumulate: int,
+    process: distributed.Process,
+    device: torch.device,
+) -> Callable[[int], list[Batch]]:
     """``step -> this process's micro-batches of that step``: parts of one batch ``accumulate * N`` times larger."""
     parts = accumulate * process.world_size
     if isinstance(data, StepBatches):
@@ -251,20 +324,32 @@ def _micro_batches(data: Any, batch_size: int, seed: int, accumulate: int, proce
     return micro_batches
 
 
-def _optimizers_of(objective: Objective, lr: float, betas: tuple[float, float], weight_decay: float,
-                   device: torch.device) -> list[torch.optim.Optimizer]:
+def _optimizers_of(
+    objective: Objective,
+    lr: float,
+    betas: tuple[float, float],
+    weight_decay: float,
+    device: torch.device,
+) -> list[torch.optim.Optimizer]:
     given = objective.optimizer
     if given is None:
-        return [adamw(decay_groups(objective.model, weight_decay), lr=lr, betas=betas, device=device)]
+        return [
+            adamw(decay_groups(objective.model, weight_decay), lr=lr, betas=betas, device=device)
+        ]
     return [given] if isinstance(given, torch.optim.Optimizer) else list(given)
 
 
-def _resume(state: TrainingState, callbacks: list[Callback], path: str | Path, process: distributed.Process) -> None:
+def _resume(
+    state: TrainingState, callbacks: list[Callback], path: str | Path, process: distributed.Process
+) -> None:
     saved = ckpt.read_checkpoint(path)
     state.load_state_dict(saved, str(path))
     if saved.get("total_steps") != state.total_steps:
-        warnings.warn(f"Resuming a run planned for {saved.get('total_steps')} steps with steps={state.total_steps}: "
-                      f"the learning-rate schedule changes from here on.", stacklevel=3)
+        warnings.warn(
+            f"Resuming a run planned for {saved.get('total_steps')} steps with steps={state.total_steps}: "
+            f"the learning-rate schedule changes from here on.",
+            stacklevel=3,
+        )
     # checkpoints from before callbacks kept state held only the metric window
     kept = saved.get("callbacks", {"window": saved.get("window")})
     for cb in callbacks:
@@ -272,53 +357,73 @@ def _resume(state: TrainingState, callbacks: list[Callback], path: str | Path, p
             continue
         if kept.get(cb.key) is None:
             if "callbacks" in saved:
-                raise ckpt.CheckpointMismatchError(f"The checkpoint {path} holds no state for the callback "
-                                                   f"'{cb.key}' of this run; it was saved by a run without it.")
+                raise ckpt.CheckpointMismatchError(
+                    f"The checkpoint {path} holds no state for the callback "
+                    f"'{cb.key}' of this run; it was saved by a run without it."
+                )
             continue
         try:
             cb.load_state_dict(kept[cb.key])
         except (RuntimeError, ValueError, KeyError) as err:
-            raise ckpt.CheckpointMismatchError(f"The checkpoint {path} holds a state for the callback '{cb.key}' "
-                                               f"that does not fit this run's: {str(err)[:300]}") from None
+            raise ckpt.CheckpointMismatchError(
+                f"The checkpoint {path} holds a state for the callback '{cb.key}' "
+                f"that does not fit this run's: {str(err)[:300]}"
+            ) from None
     if process.is_main:
         print(f"Resumed from {path} at step {state.step}.")
 
 
-def _check_arguments(data: Any, steps: int, accumulate: int, batch_size: int, log_every: int,
-                     stop_after: int | None) -> None:
+def _check_arguments(
+    data: Any, steps: int, accumulate: int, batch_size: int, log_every: int, stop_after: int | None
+) -> None:
     if data is None:
-        raise ValueError("fit() needs data: a tensor, a tuple of tensors, or a function index -> batch.")
+        raise ValueError(
+            "fit() needs data: a tensor, a tuple of tensors, or a function index -> batch."
+        )
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
     if accumulate < 1:
-        raise ValueError(f"accumulate must be at least 1 (micro-batches per optimizer step), got {accumulate}.")
+        raise ValueError(
+            f"accumulate must be at least 1 (micro-batches per optimizer step), got {accumulate}."
+        )
     for name, value in (("batch_size", batch_size), ("log_every", log_every)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}.")
     if stop_after is not None and stop_after < 1:
-        raise ValueError(f"stop_after must be a step of at least 1 (or None, to train all {steps} steps); "
-                         f"got {stop_after}, which would train nothing.")
+        raise ValueError(
+            f"stop_after must be a step of at least 1 (or None, to train all {steps} steps); "
+            f"got {stop_after}, which would train nothing."
+        )
 
 
 def _check_writable(path: Path) -> None:
     """Fail before training, not after it, if the checkpoint cannot be written where asked."""
     if path.is_dir():
-        raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'run.pt'}.")
+        raise ValueError(
+            f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'run.pt'}."
+        )
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".write-test", dir=folder)  # a unique name
+        # a unique name
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".write-test", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise PermissionError(f"Cannot write the checkpoint {path}: {err.strerror or err}. Choose a folder you "
-                              f"can write to (checkpoint_path=...).") from None
+        raise PermissionError(
+            f"Cannot write the checkpoint {path}: {err.strerror or err}. Choose a folder you "
+            f"can write to (checkpoint_path=...)."
+        ) from None
 
 
-def _as_objectives(model: nn.Module | Sequence[Objective], loss_fn: LossFn | None) -> list[Objective]:
+def _as_objectives(
+    model: nn.Module | Sequence[Objective], loss_fn: LossFn | None
+) -> list[Objective]:
     if isinstance(model, nn.Module) and not isinstance(model, Objective):
         if loss_fn is None:
-            raise ValueError("fit(model, loss_fn, data, ...) needs a loss_fn when given a single model.")
+            raise ValueError(
+                "fit(model, loss_fn, data, ...) needs a loss_fn when given a single model."
+            )
         return [Objective("model", model, loss_fn)]
     objectives = [model] if isinstance(model, Objective) else list(model)
     if not objectives or not all(isinstance(o, Objective) for o in objectives):

@@ -19,22 +19,24 @@ Rank 0 prints the progress and, with ``--log-file FILE``, writes one JSON object
 line: the settings, each logged step, and a summary (held-out bits per
 character, tokens per second).
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from genai_lib import distributed
 from genai_lib.callbacks import Callback, StepTimer
-from genai_lib.config import PROGRESS_STYLES, get_device, seed_everything
 from genai_lib.checkpoint import save_model
+from genai_lib.config import PROGRESS_STYLES, get_device, seed_everything
 from genai_lib.data import TEXT_NAMES, CharTokenizer, load_text, split_train_val
 from genai_lib.lm import bits, evaluate_lm, train_lm
 from genai_lib.models import GPT, GPTConfig
@@ -51,22 +53,22 @@ class GPTRun:
     n_embd: int = 128
     block_size: int = 64
     dropout: float = 0.0
-    batch_size: int = 32        # per process and per micro-batch
-    accumulate: int = 1         # micro-batches per optimizer step
+    batch_size: int = 32  # per process and per micro-batch
+    accumulate: int = 1  # micro-batches per optimizer step
     steps: int = 1500
     lr: float = 3e-3
     weight_decay: float = 0.1
-    precision: str = "auto"     # "auto", "fp32", "bf16" or "fp16"
+    precision: str = "auto"  # "auto", "fp32", "bf16" or "fp16"
     compile: bool = False
-    device: str | None = None   # None: the best available
+    device: str | None = None  # None: the best available
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 100
     stop_after: int | None = None
     log_file: str | None = None  # a JSON-lines file, written by rank 0
-    save: str | None = None     # the trained model, for genai_lib.checkpoint.load_model
+    save: str | None = None  # the trained model, for genai_lib.checkpoint.load_model
     log_every: int = 10
-    eval_every: int = 0         # 0: evaluate at the end only
+    eval_every: int = 0  # 0: evaluate at the end only
     progress: bool | str = True
 
 
@@ -83,33 +85,67 @@ def run(settings: GPTRun) -> dict[str, Any]:
     if settings.corpus != "pydoc" and process.is_main:
         distributed.barrier()
     tokenizer = CharTokenizer.from_text(text)
-    train_tokens, val_tokens = split_train_val(torch.tensor(tokenizer.encode(text)), val_fraction=0.1)
+    train_tokens, val_tokens = split_train_val(
+        torch.tensor(tokenizer.encode(text)), val_fraction=0.1
+    )
 
-    seed_everything(settings.seed + process.rank)  # DDP copies rank 0's initial weights to every rank
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=settings.block_size, n_layer=settings.n_layer,
-                       n_head=settings.n_head, n_embd=settings.n_embd, dropout=settings.dropout)
+    # DDP copies rank 0's initial weights to every rank
+    seed_everything(settings.seed + process.rank)
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=settings.block_size,
+        n_layer=settings.n_layer,
+        n_head=settings.n_head,
+        n_embd=settings.n_embd,
+        dropout=settings.dropout,
+    )
     model = GPT(config)
     log = _Log(settings.log_file if process.is_main else None)
-    log.write({"kind": "settings", **dataclasses.asdict(settings), "world_size": process.world_size,
-               "vocab_size": tokenizer.vocab_size, "train_tokens": len(train_tokens)})
+    log.write(
+        {
+            "kind": "settings",
+            **dataclasses.asdict(settings),
+            "world_size": process.world_size,
+            "vocab_size": tokenizer.vocab_size,
+            "train_tokens": len(train_tokens),
+        }
+    )
 
     timer = StepTimer()
     start = time.perf_counter()
     history = train_lm(
-        model, train_tokens, steps=settings.steps, block_size=settings.block_size,
-        batch_size=settings.batch_size, lr=settings.lr, val_tokens=val_tokens, eval_every=settings.eval_every,
-        seed=settings.seed, weight_decay=settings.weight_decay, warmup_steps=settings.steps // 20,
-        accumulate=settings.accumulate, compile=settings.compile, precision=settings.precision, device=device,
-        checkpoint_path=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
-        stop_after=settings.stop_after, log_every=settings.log_every, progress=settings.progress,
+        model,
+        train_tokens,
+        steps=settings.steps,
+        block_size=settings.block_size,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        val_tokens=val_tokens,
+        eval_every=settings.eval_every,
+        seed=settings.seed,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.steps // 20,
+        accumulate=settings.accumulate,
+        compile=settings.compile,
+        precision=settings.precision,
+        device=device,
+        checkpoint_path=settings.checkpoint,
+        checkpoint_every=settings.checkpoint_every,
+        stop_after=settings.stop_after,
+        log_every=settings.log_every,
+        progress=settings.progress,
         desc=f"GPT x{process.world_size}" if process.distributed else "GPT",
-        callbacks=[timer, log])
+        callbacks=[timer, log],
+    )
     seconds = time.perf_counter() - start
     steps_done = min(settings.steps, settings.stop_after or settings.steps)  # where fit stops
 
-    tokens_per_step = settings.batch_size * settings.block_size * settings.accumulate * process.world_size
+    tokens_per_step = (
+        settings.batch_size * settings.block_size * settings.accumulate * process.world_size
+    )
     step_times = timer.step_seconds
-    median_step = timer.median(skip=min(5, len(step_times) // 2))  # the first steps warm up (and compile)
+    # the first steps warm up (and compile)
+    median_step = timer.median(skip=min(5, len(step_times) // 2))
     summary = {
         "kind": "summary",
         "world_size": process.world_size,
@@ -123,9 +159,11 @@ def run(settings: GPTRun) -> dict[str, Any]:
     }
     log.write(summary)
     if process.is_main:
-        print(f"{summary['steps_done']} steps on {process.world_size} process(es); "
-              f"held-out {summary['val_bits']:.3f} bits per character; "
-              f"{summary['tokens_per_s_median']} training tokens/s")
+        print(
+            f"{summary['steps_done']} steps on {process.world_size} process(es); "
+            f"held-out {summary['val_bits']:.3f} bits per character; "
+            f"{summary['tokens_per_s_median']} training tokens/s"
+        )
         if settings.save:
             save_model(settings.save, model, tokenizer)
             print(f"saved the model to {settings.save}")
@@ -155,7 +193,7 @@ class _Log(Callback):
         self.written = len(state.history.rows)
 
     def after_step(self, state: TrainingState, metrics: Any) -> None:
-        for row in state.history.rows[self.written:]:
+        for row in state.history.rows[self.written :]:
             self.write({"kind": "history", **row})
         self.written = len(state.history.rows)
 
@@ -168,45 +206,71 @@ class _Log(Callback):
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
     """The records of a ``--log-file`` file, in order."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in Path(path).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 HELP = {
     "corpus": "pydoc and stdlib ship with Python; tinyshakespeare is downloaded (1 MB) on first use",
-    "n_layer": "transformer blocks", "n_head": "attention heads per block", "n_embd": "width of the model",
-    "block_size": "characters of context", "dropout": "dropout probability",
+    "n_layer": "transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "width of the model",
+    "block_size": "characters of context",
+    "dropout": "dropout probability",
     "batch_size": "windows per process and per micro-batch",
     "accumulate": "micro-batches whose gradients are summed into one optimizer step",
     "steps": "optimizer steps of the whole run (the learning-rate schedule spans them)",
-    "lr": "peak learning rate of AdamW", "weight_decay": "AdamW's weight decay, on the weight matrices",
+    "lr": "peak learning rate of AdamW",
+    "weight_decay": "AdamW's weight decay, on the weight matrices",
     "precision": "auto: bf16 on GPUs that have it, fp16 + GradScaler on older GPUs, fp32 on CPUs",
     "compile": "train through torch.compile (falls back, with a warning, where it cannot)",
     "device": "cpu, cuda or mps (default: the best available; under torchrun, GPU LOCAL_RANK)",
-    "seed": "seed of the weights and the batches", "checkpoint": "training state to resume from and save to",
-    "checkpoint_every": "steps between checkpoints", "stop_after": "end this session after this step",
+    "seed": "seed of the weights and the batches",
+    "checkpoint": "training state to resume from and save to",
+    "checkpoint_every": "steps between checkpoints",
+    "stop_after": "end this session after this step",
     "log_file": "JSON lines: settings, logged steps, summary (written by rank 0)",
     "save": "write the trained model here, for genai_lib.checkpoint.load_model",
-    "log_every": "steps per logged training loss", "eval_every": "steps between held-out evaluations (0: at the end)",
+    "log_every": "steps per logged training loss",
+    "eval_every": "steps between held-out evaluations (0: at the end)",
     "progress": "progress bar style",
 }
-CHOICES = {"corpus": TEXT_NAMES, "precision": ("auto", "fp32", "bf16", "fp16"), "progress": PROGRESS_STYLES}
+CHOICES = {
+    "corpus": TEXT_NAMES,
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "progress": PROGRESS_STYLES,
+}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GPTRun:
     """The command line's settings: one option per :class:`GPTRun` field."""
-    parser = argparse.ArgumentParser(prog="python -m genai_lib.train_gpt", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    defaults = dataclasses.replace(GPTRun(), progress="text")  # a terminal: a few text lines, not a widget
+    parser = argparse.ArgumentParser(
+        prog="python -m genai_lib.train_gpt",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    # a terminal: a few text lines, not a widget
+    defaults = dataclasses.replace(GPTRun(), progress="text")
     for field in dataclasses.fields(GPTRun):
         name, default = "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
         if field.name == "compile":
             parser.add_argument(name, action="store_true", help=HELP[field.name])
         elif field.name in CHOICES:
-            parser.add_argument(name, choices=CHOICES[field.name], default=default, help=HELP[field.name])
+            parser.add_argument(
+                name, choices=CHOICES[field.name], default=default, help=HELP[field.name]
+            )
         else:
             kind = int if "int" in field.type else float if "float" in field.type else str
-            parser.add_argument(name, type=kind, default=default, metavar=field.name.split("_")[-1].upper(),
-                                help=HELP[field.name])
+            parser.add_argument(
+                name,
+                type=kind,
+                default=default,
+                metavar=field.name.split("_")[-1].upper(),
+                help=HELP[field.name],
+            )
     args = parser.parse_args(argv)
     # whole numbers that must be positive (or, for these, at least 0); argparse only checks the type
     at_least = {"checkpoint_every": 0, "eval_every": 0, "seed": 0}

@@ -7,6 +7,7 @@ generator; ``load_state_dict()`` puts all of it back, so that a resumed run
 continues exactly as the uninterrupted one would have. It refuses a
 checkpoint saved by another model or with other settings, saying what differs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,7 +52,15 @@ class History:
 
 
 # optimizer hyperparameters that a checkpoint's optimizer state would quietly bring back on resume
-_HYPERPARAMETERS = ("initial_lr", "betas", "eps", "weight_decay", "momentum", "nesterov", "dampening")
+_HYPERPARAMETERS = (
+    "initial_lr",
+    "betas",
+    "eps",
+    "weight_decay",
+    "momentum",
+    "nesterov",
+    "dampening",
+)
 
 
 @dataclass
@@ -83,11 +92,18 @@ class TrainingState:
             "settings": dict(self.settings),
             "models": {name: m.state_dict() for name, m in self.models.items()},
             "fingerprints": {name: ckpt.fingerprint(m) for name, m in self.models.items()},
-            "optimizers": {name: _one_or_list([o.state_dict() for o in opts]) for name, opts in self.optimizers.items()},
-            "schedulers": {name: _one_or_list([s.state_dict() for s in sch]) for name, sch in self.schedulers.items()},
+            "optimizers": {
+                name: _one_or_list([o.state_dict() for o in opts])
+                for name, opts in self.optimizers.items()
+            },
+            "schedulers": {
+                name: _one_or_list([s.state_dict() for s in sch])
+                for name, sch in self.schedulers.items()
+            },
             "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
             "rng": rng,
-            "rng_per_rank": distributed.gather_objects(rng),  # each rank continues its own random stream
+            # each rank continues its own random stream
+            "rng_per_rank": distributed.gather_objects(rng),
             "history": [dict(row) for row in self.history.rows],
         }
 
@@ -105,11 +121,14 @@ class TrainingState:
             for opt, saved in zip(opts, _as_list(state["optimizers"][name])):
                 try:
                     opt.load_state_dict(saved)
-                except ValueError as err:  # e.g. other parameter groups: the optimizer was set up differently
+                except (
+                    ValueError
+                ) as err:  # e.g. other parameter groups: the optimizer was set up differently
                     raise ckpt.CheckpointMismatchError(
                         f"The optimizer state of '{name}' in {path} does not fit this run's optimizer ({err}). "
                         f"It was saved with other optimizer settings or by another version of genai_lib; "
-                        f"delete the checkpoint to start afresh.") from None
+                        f"delete the checkpoint to start afresh."
+                    ) from None
             for sched, saved in zip(self.schedulers[name], _as_list(state["schedulers"][name])):
                 sched.load_state_dict(saved)
             if state["scalers"][name]:
@@ -117,7 +136,9 @@ class TrainingState:
         process = distributed.current()
         per_rank = state.get("rng_per_rank") or [state["rng"]]
         # each rank continues its own stream when the world has the size it had when saved
-        ckpt.set_rng_state(per_rank[process.rank] if len(per_rank) == process.world_size else state["rng"])
+        ckpt.set_rng_state(
+            per_rank[process.rank] if len(per_rank) == process.world_size else state["rng"]
+        )
         self.history.rows[:] = [dict(row) for row in state["history"]]
         self.step = int(state["step"])
 
@@ -138,14 +159,19 @@ class TrainingState:
         several = len(self.optimizers) > 1
         for name, opts in self.optimizers.items():
             if name not in state["optimizers"]:
-                raise ckpt.CheckpointMismatchError(f"The checkpoint {path} has no optimizer state for objective "
-                                                   f"'{name}'.")
+                raise ckpt.CheckpointMismatchError(
+                    f"The checkpoint {path} has no optimizer state for objective '{name}'."
+                )
             saved_opts = _as_list(state["optimizers"][name])
             if len(saved_opts) != len(opts):
-                differences.append(f"{name}: {len(saved_opts)} optimizer(s) in the checkpoint, {len(opts)} now")
+                differences.append(
+                    f"{name}: {len(saved_opts)} optimizer(s) in the checkpoint, {len(opts)} now"
+                )
                 continue
             for saved, opt in zip(saved_opts, opts):
-                for i, (then, now) in enumerate(zip(saved.get("param_groups", []), opt.param_groups)):
+                for i, (then, now) in enumerate(
+                    zip(saved.get("param_groups", []), opt.param_groups)
+                ):
                     for key in _HYPERPARAMETERS:
                         if key not in then or key not in now:
                             continue
@@ -154,14 +180,17 @@ class TrainingState:
                         if a != b:
                             where = f"{name} " if several else ""
                             label = "lr" if key == "initial_lr" else key
-                            differences.append(f"{where}{label} (parameter group {i}): {a!r} in the checkpoint, "
-                                               f"{b!r} now")
+                            differences.append(
+                                f"{where}{label} (parameter group {i}): {a!r} in the checkpoint, "
+                                f"{b!r} now"
+                            )
         if differences:
             listed = "\n  - ".join(dict.fromkeys(differences))
             raise ckpt.CheckpointMismatchError(
                 f"The checkpoint {path} was saved by a run with other settings:\n  - {listed}\n"
                 f"Resuming would quietly keep the checkpoint's. To continue that run, use its settings; to start "
-                f"a new run with these, delete the file or give another checkpoint_path (--checkpoint).")
+                f"a new run with these, delete the file or give another checkpoint_path (--checkpoint)."
+            )
 
 
 def _one_or_list(items: list[Any]) -> Any:

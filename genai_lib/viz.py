@@ -3,9 +3,10 @@
 Each function returns the matplotlib ``Figure`` it drew, so a notebook shows it
 and a script can save it.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -23,20 +24,30 @@ def make_grid(images: Tensor, nrow: int = 8, padding: int = 1, pad_value: float 
     if images.dim() == 3:  # (N, H, W): one channel
         images = images.unsqueeze(1)
     if images.dim() != 4:
-        raise ValueError(f"make_grid expects images of shape (N, C, H, W); got {tuple(images.shape)}.")
+        raise ValueError(
+            f"make_grid expects images of shape (N, C, H, W); got {tuple(images.shape)}."
+        )
     n, c, h, w = images.shape
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
-    grid = torch.full((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding), float(pad_value))
+    grid = torch.full(
+        (c, nrows * (h + padding) + padding, ncol * (w + padding) + padding), float(pad_value)
+    )
     for i, img in enumerate(images.detach().float().cpu()):
         r, col = divmod(i, ncol)
         top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top:top + h, left:left + w] = img
+        grid[:, top : top + h, left : left + w] = img
     return grid
 
 
-def show_images(images: Tensor, nrow: int = 8, title: str | None = None, size: float = 0.6,
-                value_range: tuple[float, float] = (0.0, 1.0), ax: plt.Axes | None = None) -> Figure:
+def show_images(
+    images: Tensor,
+    nrow: int = 8,
+    title: str | None = None,
+    size: float = 0.6,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    ax: plt.Axes | None = None,
+) -> Figure:
     """Show a batch of images ``(N, C, H, W)`` as a grid, ``nrow`` per row.
 
     ``value_range`` is the range of pixel values: ``(0, 1)`` for probabilities
@@ -61,9 +72,16 @@ def show_images(images: Tensor, nrow: int = 8, title: str | None = None, size: f
     return fig
 
 
-def plot_history(history: History, keys: Sequence[str] = ("loss",), val_keys: Sequence[str] = (),
-                 ylabel: str = "loss", title: str | None = None, logy: bool = False,
-                 label: str = "", ax: plt.Axes | None = None) -> Figure:
+def plot_history(
+    history: History,
+    keys: Sequence[str] = ("loss",),
+    val_keys: Sequence[str] = (),
+    ylabel: str = "loss",
+    title: str | None = None,
+    logy: bool = False,
+    label: str = "",
+    ax: plt.Axes | None = None,
+) -> Figure:
     """Training curves from a :class:`~genai_lib.train.History`.
 
     ``keys`` are training metrics (solid lines), ``val_keys`` evaluation

@@ -3,11 +3,12 @@
 Only basic ipywidgets (sliders, an image, boxes, labels), so the explorer
 works the same in classic Jupyter, JupyterLab and Colab, with ipywidgets 7 or 8.
 """
+
 from __future__ import annotations
 
 import html
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
@@ -18,9 +19,15 @@ from torch import Tensor
 _NEAREST = getattr(PILImage, "Resampling", PILImage).NEAREST  # Pillow >= 9.1 has Image.Resampling
 
 
-def latent_explorer(decode: Callable[[Tensor], Tensor], latent_dim: int, n_sliders: int | None = None,
-                    value_range: float = 3.0, base: Tensor | None = None, scale: int = 24,
-                    title: str = "Move a slider to change z; the image is decode(z)") -> widgets.VBox:
+def latent_explorer(
+    decode: Callable[[Tensor], Tensor],
+    latent_dim: int,
+    n_sliders: int | None = None,
+    value_range: float = 3.0,
+    base: Tensor | None = None,
+    scale: int = 24,
+    title: str = "Move a slider to change z; the image is decode(z)",
+) -> widgets.VBox:
     """Sliders for the first ``n_sliders`` coordinates of z, and the image ``decode(z)``, redrawn as they move.
 
     ``decode(z)`` takes a latent code ``(1, latent_dim)`` and returns one image
@@ -45,7 +52,9 @@ def latent_explorer(decode: Callable[[Tensor], Tensor], latent_dim: int, n_slide
         raise ValueError(f"latent_dim must be at least 1; got {latent_dim}.")
     n_sliders = min(latent_dim, 8) if n_sliders is None else n_sliders
     if not 1 <= n_sliders <= latent_dim:
-        raise ValueError(f"n_sliders must be between 1 and latent_dim={latent_dim}; got {n_sliders}.")
+        raise ValueError(
+            f"n_sliders must be between 1 and latent_dim={latent_dim}; got {n_sliders}."
+        )
     if value_range <= 0:
         raise ValueError(f"value_range must be positive; got {value_range}.")
     if not isinstance(scale, int) or scale < 1:
@@ -54,22 +63,32 @@ def latent_explorer(decode: Callable[[Tensor], Tensor], latent_dim: int, n_slide
         base = torch.zeros(latent_dim)
     base = base.detach().reshape(-1)
     if base.numel() != latent_dim:
-        raise ValueError(f"base must hold one latent code of size {latent_dim}; got shape {tuple(base.shape)}.")
+        raise ValueError(
+            f"base must hold one latent code of size {latent_dim}; got shape {tuple(base.shape)}."
+        )
     if not base.is_floating_point():
         base = base.float()
 
     sliders = [
-        widgets.FloatSlider(value=float(b), min=min(-value_range, float(b)), max=max(value_range, float(b)),
-                            step=value_range / 100, description=f"z_{i + 1}", readout_format=".2f",
-                            continuous_update=True)
+        widgets.FloatSlider(
+            value=float(b),
+            min=min(-value_range, float(b)),
+            max=max(value_range, float(b)),
+            step=value_range / 100,
+            description=f"z_{i + 1}",
+            readout_format=".2f",
+            continuous_update=True,
+        )
         for i, b in enumerate(base[:n_sliders].tolist())
     ]
 
     def current_png() -> bytes:
         z = base.clone()
-        z[:n_sliders] = torch.tensor([s.value for s in sliders], dtype=base.dtype, device=base.device)
+        z[:n_sliders] = torch.tensor(
+            [s.value for s in sliders], dtype=base.dtype, device=base.device
+        )
         with torch.no_grad():
-            image = decode(z.unsqueeze(0))                           # (1, latent_dim) -> (1, C, H, W)
+            image = decode(z.unsqueeze(0))  # (1, latent_dim) -> (1, C, H, W)
         return image_to_png(image, scale)
 
     image = widgets.Image(value=current_png(), format="png")  # raises here if decode is wrong
@@ -83,7 +102,11 @@ def latent_explorer(decode: Callable[[Tensor], Tensor], latent_dim: int, n_slide
     rows: list[widgets.Widget] = [widgets.HTML(f"<b>{html.escape(title)}</b>")]
     rows.append(widgets.HBox([widgets.VBox(sliders), image]))
     if n_sliders < latent_dim:
-        held = f"z_{n_sliders + 1}" if n_sliders + 1 == latent_dim else f"z_{n_sliders + 1} ... z_{latent_dim}"
+        held = (
+            f"z_{n_sliders + 1}"
+            if n_sliders + 1 == latent_dim
+            else f"z_{n_sliders + 1} ... z_{latent_dim}"
+        )
         rows.append(widgets.Label(f"{held} held fixed at base."))
     box = widgets.VBox(rows)
     box.sliders = sliders
@@ -96,18 +119,27 @@ def image_to_png(image: Tensor, scale: int = 1) -> bytes:
 
     C = 1 is drawn as ink (1 = black, 0 = white); C = 3 as RGB.
     """
-    if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+    if (
+        not isinstance(image, Tensor)
+        or image.dim() != 4
+        or image.shape[0] != 1
+        or image.shape[1] not in (1, 3)
+    ):
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise ValueError(f"decode(z) must return one image of shape (1, C, H, W) with C = 1 or 3; got {shape}.")
-    pixels = image[0].detach().float().cpu()                          # (C, H, W)
+        raise ValueError(
+            f"decode(z) must return one image of shape (1, C, H, W) with C = 1 or 3; got {shape}."
+        )
+    pixels = image[0].detach().float().cpu()  # (C, H, W)
     if not torch.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
-        raise ValueError(f"decode(z) must return values in [0, 1]; got values from {pixels.min().item():.3g} "
-                         f"to {pixels.max().item():.3g}. If your decoder returns logits, pass "
-                         f"lambda z: torch.sigmoid(model.decode(z)).")
+        raise ValueError(
+            f"decode(z) must return values in [0, 1]; got values from {pixels.min().item():.3g} "
+            f"to {pixels.max().item():.3g}. If your decoder returns logits, pass "
+            f"lambda z: torch.sigmoid(model.decode(z))."
+        )
     if pixels.shape[0] == 1:
-        array = np.asarray(((1 - pixels[0]) * 255).round(), dtype=np.uint8)            # (H, W), ink is dark
+        array = np.asarray(((1 - pixels[0]) * 255).round(), dtype=np.uint8)  # (H, W), ink is dark
     else:
-        array = np.asarray((pixels.permute(1, 2, 0) * 255).round(), dtype=np.uint8)    # (H, W, 3)
+        array = np.asarray((pixels.permute(1, 2, 0) * 255).round(), dtype=np.uint8)  # (H, W, 3)
     picture = PILImage.fromarray(array)
     picture = picture.resize((picture.width * scale, picture.height * scale), _NEAREST)
     buffer = io.BytesIO()
@@ -123,15 +155,22 @@ def image_grid_to_png(images: Tensor, nrow: int = 8, scale: int = 4) -> bytes:
     return image_to_png(grid.unsqueeze(0), scale)
 
 
-def interpolation_explorer(decode: Callable[[Tensor], Tensor], z_start: Tensor, z_end: Tensor,
-                           scale: int = 24, title: str = "Slide t: z = (1 - t) z_start + t z_end") -> widgets.VBox:
+def interpolation_explorer(
+    decode: Callable[[Tensor], Tensor],
+    z_start: Tensor,
+    z_end: Tensor,
+    scale: int = 24,
+    title: str = "Slide t: z = (1 - t) z_start + t z_end",
+) -> widgets.VBox:
     """One slider t in [0, 1] and the image ``decode((1 - t) z_start + t z_end)``.
 
     ``z_start``, ``z_end``: codes ``(latent_dim,)``; ``decode`` as in :func:`latent_explorer`.
     """
     if z_start.shape != z_end.shape or z_start.dim() != 1:
-        raise ValueError(f"z_start and z_end must be two codes of the same size; got {tuple(z_start.shape)} "
-                         f"and {tuple(z_end.shape)}.")
+        raise ValueError(
+            f"z_start and z_end must be two codes of the same size; got {tuple(z_start.shape)} "
+            f"and {tuple(z_end.shape)}."
+        )
     slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.02, description="t")
 
     def current_png() -> bytes:
@@ -141,25 +180,36 @@ def interpolation_explorer(decode: Callable[[Tensor], Tensor], z_start: Tensor, 
 
     image = widgets.Image(value=current_png(), format="png")
     slider.observe(lambda change: setattr(image, "value", current_png()), names="value")
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, image])])
+    box = widgets.VBox(
+        [widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, image])]
+    )
     box.sliders, box.image = [slider], image
     return box
 
 
-def class_explorer(generate_class: Callable[[int, int], Tensor], classes: list[str], nrow: int = 8,
-                   scale: int = 4, title: str = "Pick a class; the generator draws it") -> widgets.VBox:
+def class_explorer(
+    generate_class: Callable[[int, int], Tensor],
+    classes: list[str],
+    nrow: int = 8,
+    scale: int = 4,
+    title: str = "Pick a class; the generator draws it",
+) -> widgets.VBox:
     """A class picker and a grid of generated images of that class.
 
     ``generate_class(label, seed)`` returns images ``(N, C, H, W)`` in [0, 1];
     the "new noise" button draws a fresh seed.
     """
-    picker = widgets.Dropdown(options=[(name, i) for i, name in enumerate(classes)], value=0, description="class")
+    picker = widgets.Dropdown(
+        options=[(name, i) for i, name in enumerate(classes)], value=0, description="class"
+    )
     button = widgets.Button(description="new noise")
     seed = {"value": 0}
 
     def current_png() -> bytes:
         with torch.no_grad():
-            return image_grid_to_png(generate_class(picker.value, seed["value"]), nrow=nrow, scale=scale)
+            return image_grid_to_png(
+                generate_class(picker.value, seed["value"]), nrow=nrow, scale=scale
+            )
 
     image = widgets.Image(value=current_png(), format="png")
 
@@ -172,27 +222,42 @@ def class_explorer(generate_class: Callable[[int, int], Tensor], classes: list[s
 
     picker.observe(redraw, names="value")
     button.on_click(new_noise)
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([picker, button]), image])
+    box = widgets.VBox(
+        [widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([picker, button]), image]
+    )
     box.picker, box.button, box.image = picker, button, image
     return box
 
 
-def sampling_explorer(complete: Callable[[float, float, int], str], prompt: str = "",
-                      title: str = "Move the sliders; the model writes again") -> widgets.VBox:
+def sampling_explorer(
+    complete: Callable[[float, float, int], str],
+    prompt: str = "",
+    title: str = "Move the sliders; the model writes again",
+) -> widgets.VBox:
     """Temperature and top-p sliders, a "new sample" button, and the text they give.
 
     ``complete(temperature, top_p, seed)`` returns the generated text (the
     prompt is shown in bold before it). For a GPT and a tokenizer::
 
-        lambda t, p, seed: tok.decode(generate(model, prompt_ids, 300, temperature=t, top_p=p, seed=seed)[len(prompt_ids):])
+        def complete(t, p, seed):
+            ids = generate(model, prompt_ids, 300, temperature=t, top_p=p, seed=seed)
+            return tok.decode(ids[len(prompt_ids):])
 
     The same seed is kept while the sliders move, so a change in the text
     comes from the change in the settings, not from a new draw.
     """
-    temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature",
-                                      continuous_update=False, style={"description_width": "initial"})
-    top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p",
-                                continuous_update=False)
+    temperature = widgets.FloatSlider(
+        value=1.0,
+        min=0.0,
+        max=2.0,
+        step=0.05,
+        description="temperature",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
+    top_p = widgets.FloatSlider(
+        value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", continuous_update=False
+    )
     button = widgets.Button(description="new sample")
     output = widgets.HTML()
     seed = {"value": 0}
@@ -200,8 +265,10 @@ def sampling_explorer(complete: Callable[[float, float, int], str], prompt: str 
     def redraw(*_: object) -> None:
         with torch.no_grad():
             text = complete(temperature.value, top_p.value, seed["value"])
-        output.value = (f"<pre style='white-space: pre-wrap'><b>{html.escape(prompt)}</b>"
-                        f"{html.escape(text)}</pre>")
+        output.value = (
+            f"<pre style='white-space: pre-wrap'><b>{html.escape(prompt)}</b>"
+            f"{html.escape(text)}</pre>"
+        )
 
     def new_sample(_: object) -> None:
         seed["value"] += 1
@@ -211,14 +278,24 @@ def sampling_explorer(complete: Callable[[float, float, int], str], prompt: str 
     temperature.observe(redraw, names="value")
     top_p.observe(redraw, names="value")
     button.on_click(new_sample)
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([temperature, top_p, button]),
-                        output])
+    box = widgets.VBox(
+        [
+            widgets.HTML(f"<b>{html.escape(title)}</b>"),
+            widgets.HBox([temperature, top_p, button]),
+            output,
+        ]
+    )
     box.temperature, box.top_p, box.button, box.output = temperature, top_p, button, output
     return box
 
 
-def trajectory_explorer(frames: Tensor, timesteps: list[int] | None = None, nrow: int = 8, scale: int = 4,
-                        title: str = "Slide through the denoising: from pure noise to digits") -> widgets.VBox:
+def trajectory_explorer(
+    frames: Tensor,
+    timesteps: list[int] | None = None,
+    nrow: int = 8,
+    scale: int = 4,
+    title: str = "Slide through the denoising: from pure noise to digits",
+) -> widgets.VBox:
     """A slider over the frames of a sampling trajectory, and the grid of images at that frame.
 
     ``frames (K, N, C, H, W)`` in [0, 1]: frame 0 is the starting noise, frame
@@ -228,21 +305,32 @@ def trajectory_explorer(frames: Tensor, timesteps: list[int] | None = None, nrow
     """
     if not isinstance(frames, Tensor) or frames.dim() != 5:
         shape = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-        raise ValueError(f"frames must be a tensor (K, N, C, H, W): K frames of N images; got {shape}.")
+        raise ValueError(
+            f"frames must be a tensor (K, N, C, H, W): K frames of N images; got {shape}."
+        )
     if timesteps is not None and len(timesteps) != len(frames):
-        raise ValueError(f"timesteps must give one step per frame ({len(frames)}); got {len(timesteps)}.")
-    pngs = [image_grid_to_png(frame, nrow=nrow, scale=scale) for frame in frames]  # drawn once, shown instantly
-    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="frame", continuous_update=True)
+        raise ValueError(
+            f"timesteps must give one step per frame ({len(frames)}); got {len(timesteps)}."
+        )
+    # drawn once, shown instantly
+    pngs = [image_grid_to_png(frame, nrow=nrow, scale=scale) for frame in frames]
+    slider = widgets.IntSlider(
+        value=0, min=0, max=len(frames) - 1, description="frame", continuous_update=True
+    )
     label = widgets.Label()
     image = widgets.Image(value=pngs[0], format="png")
 
     def redraw(*_: object) -> None:
         k = slider.value
         image.value = pngs[k]
-        label.value = f"t = {timesteps[k]}" if timesteps is not None else f"frame {k} of {len(frames) - 1}"
+        label.value = (
+            f"t = {timesteps[k]}" if timesteps is not None else f"frame {k} of {len(frames) - 1}"
+        )
 
     slider.observe(redraw, names="value")
     redraw()
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, label]), image])
+    box = widgets.VBox(
+        [widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox([slider, label]), image]
+    )
     box.sliders, box.image, box.label = [slider], image, label
     return box

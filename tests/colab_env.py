@@ -10,6 +10,7 @@ Shaped like Colab's runtime, as far as the setup cell can tell:
 - no genai_lib.
 Run again, it rebuilds only if the recipe changed. The tests skip, saying why, where it is not built.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-ENV = Path(os.environ.get("GENAI_COLAB_ENV") or Path.home() / ".cache" / "genai_lib" / "colab-like-env")
+ENV = Path(
+    os.environ.get("GENAI_COLAB_ENV") or Path.home() / ".cache" / "genai_lib" / "colab-like-env"
+)
 TORCH = "torch==2.13.0"  # the wheel on this machine's disk; installed apart from everything else
-STACK = ["ipywidgets>=7.7,<8", "notebook<7", "ipykernel", "numpy", "matplotlib", "tqdm", "scikit-learn",
-         "papermill", "safetensors", "transformers", "setuptools>=64", "wheel"]
-RECIPE = {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "torch": TORCH, "stack": STACK}
+STACK = [
+    "ipywidgets>=7.7,<8",
+    "notebook<7",
+    "ipykernel",
+    "numpy",
+    "matplotlib",
+    "tqdm",
+    "scikit-learn",
+    "papermill",
+    "safetensors",
+    "transformers",
+    "setuptools>=64",
+    "wheel",
+]
+RECIPE = {
+    "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    "torch": TORCH,
+    "stack": STACK,
+}
 MARKER = ENV / "colab-like.json"
 
 

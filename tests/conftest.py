@@ -1,4 +1,5 @@
 """Fixtures shared by several test files, and how the suite shares the machine's cores."""
+
 import logging
 import os
 
@@ -36,7 +37,9 @@ def tiny_gpt2_folder(tmp_path_factory):
     logging.getLogger("transformers").setLevel(logging.ERROR)  # the tiny config's token-id warnings
     folder = tmp_path_factory.mktemp("tiny-gpt2")
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=260, n_positions=256, n_embd=32, n_layer=2, n_head=2)
+    config = transformers.GPT2Config(
+        vocab_size=260, n_positions=256, n_embd=32, n_layer=2, n_head=2
+    )
     model = transformers.GPT2LMHeadModel(config).eval()
     model.save_pretrained(folder)
     vocab = {symbol: i for i, symbol in enumerate(byte_symbols().values())}

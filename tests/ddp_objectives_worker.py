@@ -15,6 +15,7 @@ Each rank starts from other weights (seeded by its rank): DDP must start them al
 --model-only reproduces the old mistake on purpose: the *model* is wrapped in DDP but the
 objective's loss is called directly, so a loss that does not go through the wrapper is not synced.
 """
+
 import os
 import sys
 import warnings
@@ -40,7 +41,9 @@ STEPS = 3
 def data(seed: int = 0) -> dict[str, object]:
     g = torch.Generator().manual_seed(seed)
     return {
-        "images": (torch.rand(64, 1, 8, 8, generator=g) > 0.5).float(),  # binary pixels, for the VAE
+        "images": (
+            torch.rand(64, 1, 8, 8, generator=g) > 0.5
+        ).float(),  # binary pixels, for the VAE
         "points": torch.randn(64, 2, generator=g),
         "tokens": torch.randint(0, 11, (400,), generator=g),
         "noisy": (torch.rand(64, 1, 8, 8, generator=g) * 2 - 1, torch.arange(64) % 2),
@@ -49,14 +52,18 @@ def data(seed: int = 0) -> dict[str, object]:
 
 def run_all(batch: int, rank: int, compile: bool | str) -> dict[str, dict[str, torch.Tensor]]:
     d = data()
-    fresh = torch._dynamo.reset  # each kind compiled as in a process of its own: no shapes shared between them
-    common = dict(steps=STEPS, batch_size=batch, device="cpu", progress=False, log_every=1, compile=compile)
+    # each kind compiled as in a process of its own: no shapes shared between them
+    fresh = torch._dynamo.reset
+    common = dict(
+        steps=STEPS, batch_size=batch, device="cpu", progress=False, log_every=1, compile=compile
+    )
     weights = {}
 
     fresh()
     torch.manual_seed(10 + rank)
     vae = VAE(image_shape=(1, 8, 8), latent_dim=2, arch="mlp")
-    torch.manual_seed(20)  # the same noise stream on every rank count: not needed for equality of ranks
+    # the same noise stream on every rank count: not needed for equality of ranks
+    torch.manual_seed(20)
     fit(vae, lambda x: vae_loss(vae, x), d["images"], lr=1e-2, **common)
     weights["vae"] = vae.state_dict()
 
@@ -65,8 +72,10 @@ def run_all(batch: int, rank: int, compile: bool | str) -> dict[str, dict[str, t
     G = MLPGenerator(latent_dim=2, out_shape=(2,), hidden=(16,), output=None)
     D = MLPDiscriminator(in_shape=(2,), hidden=(16,), dropout=0)
     fit(gan_objectives(G, D, lr=1e-2), data=d["points"], **common)
-    weights["gan"] = {**{f"G.{k}": v for k, v in G.state_dict().items()},
-                      **{f"D.{k}": v for k, v in D.state_dict().items()}}
+    weights["gan"] = {
+        **{f"G.{k}": v for k, v in G.state_dict().items()},
+        **{f"D.{k}": v for k, v in D.state_dict().items()},
+    }
 
     fresh()
     torch.manual_seed(40 + rank)
@@ -80,9 +89,18 @@ def run_all(batch: int, rank: int, compile: bool | str) -> dict[str, dict[str, t
     unet = UNet(base_channels=8, channel_mults=(1, 2), n_classes=2)
     ema = EMA(unet, decay=0.5)
     schedule = noise_schedule("cosine", 50)
-    fit(unet, lambda b: diffusion_loss(unet, schedule, *b), d["noisy"], lr=1e-2, callbacks=[ema.callback(unet)],
-        **common)
-    weights["diffusion"] = {**unet.state_dict(), **{f"ema.{k}": v for k, v in ema.state_dict().items()}}
+    fit(
+        unet,
+        lambda b: diffusion_loss(unet, schedule, *b),
+        d["noisy"],
+        lr=1e-2,
+        callbacks=[ema.callback(unet)],
+        **common,
+    )
+    weights["diffusion"] = {
+        **unet.state_dict(),
+        **{f"ema.{k}": v for k, v in ema.state_dict().items()},
+    }
 
     fresh()
     torch.manual_seed(60 + rank)
@@ -103,7 +121,8 @@ def wrap_model_only(objective, device, process, compile):
 if __name__ == "__main__":
     out, batch = Path(sys.argv[1]), int(sys.argv[2])
     compile = "aot_eager" if "--compile" in sys.argv else False
-    warnings.filterwarnings("error", message="torch.compile failed")  # no quiet fallback to eager here
+    # no quiet fallback to eager here
+    warnings.filterwarnings("error", message="torch.compile failed")
     if "--model-only" in sys.argv:
         genai_lib.objective.wrap = wrap_model_only
     rank = int(os.environ.get("RANK", 0))

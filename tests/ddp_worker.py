@@ -9,6 +9,7 @@ Rank 0 saves, to OUT_DIR/result.pt, the parameters and histories of:
 Each rank also saves, to OUT_DIR/gan_rank{R}.pt, a small GAN trained with two
 objectives (two DDP-wrapped models, the discriminator called twice a step).
 """
+
 import sys
 from pathlib import Path
 
@@ -47,15 +48,36 @@ def train_gan(rank: int) -> dict:
     generator = TinyGenerator()
     discriminator = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
     points = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
-    history = fit(gan_objectives(generator, discriminator), data=points, steps=10, batch_size=16, device="cpu",
-                  progress=False, log_every=5)
-    return {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(), "history": history.rows}
+    history = fit(
+        gan_objectives(generator, discriminator),
+        data=points,
+        steps=10,
+        batch_size=16,
+        device="cpu",
+        progress=False,
+        log_every=5,
+    )
+    return {
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "history": history.rows,
+    }
 
 
 def train(model: nn.Module, batch_size: int, steps: int, **kwargs):
-    return fit(model, lambda b: ((model(b[0]) - b[1]) ** 2).mean(), make_data(), steps=steps,
-               batch_size=batch_size, lr=1e-2, warmup_steps=1, device="cpu", progress=False, log_every=1,
-               **kwargs)
+    return fit(
+        model,
+        lambda b: ((model(b[0]) - b[1]) ** 2).mean(),
+        make_data(),
+        steps=steps,
+        batch_size=batch_size,
+        lr=1e-2,
+        warmup_steps=1,
+        device="cpu",
+        progress=False,
+        log_every=1,
+        **kwargs,
+    )
 
 
 if __name__ == "__main__":
@@ -76,7 +98,14 @@ if __name__ == "__main__":
     resumed_history = train(resumed, batch_size, steps, checkpoint_path=out / "run.pt")
     torch.save(train_gan(rank), out / f"gan_rank{rank}.pt")
     if distributed.init(torch.device("cpu")).is_main:
-        torch.save({"plain": plain.state_dict(), "plain_history": plain_history.rows,
-                    "uninterrupted": uninterrupted.state_dict(), "resumed": resumed.state_dict(),
-                    "resumed_history": resumed_history.rows}, out / "result.pt")
+        torch.save(
+            {
+                "plain": plain.state_dict(),
+                "plain_history": plain_history.rows,
+                "uninterrupted": uninterrupted.state_dict(),
+                "resumed": resumed.state_dict(),
+                "resumed_history": resumed_history.rows,
+            },
+            out / "result.pt",
+        )
     print(f"rank {rank} done")

@@ -3,6 +3,7 @@
 Usage: python tests/interrupt_worker.py CHECKPOINT STEPS OUT
 Prints "step N" after every step; at the end saves the final weights to OUT.
 """
+
 import sys
 
 import torch
@@ -13,13 +14,25 @@ from genai_lib.train import fit
 
 def main(checkpoint: str, steps: int, out: str) -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 1))  # dropout: RNG matters
+    # dropout: RNG matters
+    model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 1))
     g = torch.Generator().manual_seed(1)
     x = torch.randn(256, 4, generator=g)
     y = x.sum(1, keepdim=True).cos()
-    fit(model, lambda b: ((model(b[0]) - b[1]) ** 2).mean(), (x, y), steps=steps, batch_size=16, lr=1e-2,
-        warmup_steps=3, checkpoint_path=checkpoint, checkpoint_every=2, device="cpu", progress=False,
-        callbacks=[lambda step: print(f"step {step}", flush=True)])
+    fit(
+        model,
+        lambda b: ((model(b[0]) - b[1]) ** 2).mean(),
+        (x, y),
+        steps=steps,
+        batch_size=16,
+        lr=1e-2,
+        warmup_steps=3,
+        checkpoint_path=checkpoint,
+        checkpoint_every=2,
+        device="cpu",
+        progress=False,
+        callbacks=[lambda step: print(f"step {step}", flush=True)],
+    )
     torch.save(model.state_dict(), out)
 
 

@@ -1,4 +1,5 @@
 """The benchmark scripts still run and end with their JSON line (a tiny run; the figures are not checked)."""
+
 import json
 import subprocess
 import sys
@@ -8,8 +9,9 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def last_json_line(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
-                            cwd=BENCHMARKS.parent)
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=BENCHMARKS.parent
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -19,7 +21,8 @@ def test_vae_benchmark_reports_its_keys():
     assert summary["dataset"] == "digits" and summary["epochs"] == 1
     for model in ("ours", "classic"):
         assert set(summary[model]) == {"neg_elbo", "iwae_nll", "s_per_epoch"}
-        assert summary[model]["iwae_nll"] <= summary[model]["neg_elbo"] + 1.0  # a bound, within noise
+        # a bound, within noise
+        assert summary[model]["iwae_nll"] <= summary[model]["neg_elbo"] + 1.0
 
 
 def test_gpt_char_benchmark_reports_its_keys(tmp_path):
@@ -30,31 +33,85 @@ def test_gpt_char_benchmark_reports_its_keys(tmp_path):
     corpus.write_text(text, encoding="utf-8")
     vocab = len(set(text))
     for recipe in ("nanogpt", "best"):
-        summary = last_json_line([str(BENCHMARKS / "gpt_char.py"), "--data", str(corpus), "--recipe", recipe,
-                                  "--iters", "12"])
-        assert set(summary) == {"recipe", "iters", "params", "val_loss_full", "tokens_per_s_median",
-                                "train_s", "peak_rss_mb"}
+        summary = last_json_line(
+            [
+                str(BENCHMARKS / "gpt_char.py"),
+                "--data",
+                str(corpus),
+                "--recipe",
+                recipe,
+                "--iters",
+                "12",
+            ]
+        )
+        assert set(summary) == {
+            "recipe",
+            "iters",
+            "params",
+            "val_loss_full",
+            "tokens_per_s_median",
+            "train_s",
+            "peak_rss_mb",
+        }
         assert summary["recipe"] == recipe and summary["iters"] == 12
-        assert summary["params"] == 795_904 + (vocab - 65) * 128  # the baby GPT (65 characters: 795,904)
-        assert 0 < summary["val_loss_full"] < 6  # 12 steps: barely trained, but a finite loss per character
+        # the baby GPT (65 characters: 795,904)
+        assert summary["params"] == 795_904 + (vocab - 65) * 128
+        # 12 steps: barely trained, but a finite loss per character
+        assert 0 < summary["val_loss_full"] < 6
 
 
 def test_finetune_benchmark_reports_its_keys():
-    summary = last_json_line([str(BENCHMARKS / "finetune.py"), "--steps", "4", "--instruct-steps", "4",
-                              "--instruct-train", "64", "--instruct-val", "8"])
+    summary = last_json_line(
+        [
+            str(BENCHMARKS / "finetune.py"),
+            "--steps",
+            "4",
+            "--instruct-steps",
+            "4",
+            "--instruct-train",
+            "64",
+            "--instruct-val",
+            "8",
+        ]
+    )
     assert set(summary["methods"]) == {"scratch", "full", "frozen", "lora"}
     for figures in summary["methods"].values():
-        assert set(figures) == {"trainable_params", "total_params", "target_val", "source_val", "s_per_step", "peak_mb"}
+        assert set(figures) == {
+            "trainable_params",
+            "total_params",
+            "target_val",
+            "source_val",
+            "s_per_step",
+            "peak_mb",
+        }
     lora = summary["methods"]["lora"]
-    assert lora["trainable_params"] / lora["total_params"] < 0.05  # rank 4 on a 128-wide model: 3.9%
+    # rank 4 on a 128-wide model: 3.9%
+    assert lora["trainable_params"] / lora["total_params"] < 0.05
     # the base already knows English: after 4 steps on code, its pydoc loss is far below a new model's
-    assert summary["methods"]["full"]["source_val"] < summary["methods"]["scratch"]["source_val"] - 1.0
+    assert (
+        summary["methods"]["full"]["source_val"] < summary["methods"]["scratch"]["source_val"] - 1.0
+    )
     assert set(summary["instruct"]) == {"base_em", "full_em", "lora_em"}
 
 
 def test_diffusion_benchmark_reports_its_keys():
-    summary = last_json_line([str(BENCHMARKS / "diffusion.py"), "--steps", "10", "--gan-steps", "10",
-                              "--vae-epochs", "1", "--timesteps", "50", "--sweep", "1", "--guidance", "2"])
+    summary = last_json_line(
+        [
+            str(BENCHMARKS / "diffusion.py"),
+            "--steps",
+            "10",
+            "--gan-steps",
+            "10",
+            "--vae-epochs",
+            "1",
+            "--timesteps",
+            "50",
+            "--sweep",
+            "1",
+            "--guidance",
+            "2",
+        ]
+    )
     assert set(summary) == {"fd_floor", "dcgan_fd", "samplers", "guidance", "cond_acc", "train_s"}
     assert set(summary["samplers"]) == {"ddpm", "ddim50", "ddim20"}
     for sampler in summary["samplers"].values():
@@ -64,12 +121,28 @@ def test_diffusion_benchmark_reports_its_keys():
 
 
 def test_scaling_benchmark_reports_its_keys():
-    summary = last_json_line([str(BENCHMARKS / "scaling.py"), "--steps", "8", "--repeats", "1",
-                              "--only", "one_process_1_thread", "two_processes_1_thread"])
+    summary = last_json_line(
+        [
+            str(BENCHMARKS / "scaling.py"),
+            "--steps",
+            "8",
+            "--repeats",
+            "1",
+            "--only",
+            "one_process_1_thread",
+            "two_processes_1_thread",
+        ]
+    )
     assert set(summary) == {"configs"}
     assert set(summary["configs"]) == {"one_process_1_thread", "two_processes_1_thread"}
     for figures in summary["configs"].values():
-        assert set(figures) == {"tokens_per_s_median", "final_loss"} and figures["tokens_per_s_median"] > 0
+        assert (
+            set(figures) == {"tokens_per_s_median", "final_loss"}
+            and figures["tokens_per_s_median"] > 0
+        )
     # the same 32 windows a step, whole or split over two processes: the same training
-    one, two = (summary["configs"][k]["final_loss"] for k in ("one_process_1_thread", "two_processes_1_thread"))
+    one, two = (
+        summary["configs"][k]["final_loss"]
+        for k in ("one_process_1_thread", "two_processes_1_thread")
+    )
     assert abs(one - two) < 1e-3

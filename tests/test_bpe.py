@@ -1,21 +1,41 @@
 """Byte-level BPE: round trips on any text, what merges learn, compression, saving, errors."""
+
 import random
 
 import pytest
 import torch
 
-from genai_lib.data import BPETokenizer, CharTokenizer, UnknownCharacterError, load_text, tokenizer_from_dict
+from genai_lib.data import (
+    BPETokenizer,
+    CharTokenizer,
+    UnknownCharacterError,
+    load_text,
+    tokenizer_from_dict,
+)
 from genai_lib.data.bpe import split_chunks
 
-SAMPLES = ["", "a", "hello world", "  leading and trailing  ", "tabs\tand\nnewlines\r\n",
-           "snake_case_name = 42_000", "naïve café — “quotes” 😀 ∑ 日本語", "\x00\x7f control"]
+SAMPLES = [
+    "",
+    "a",
+    "hello world",
+    "  leading and trailing  ",
+    "tabs\tand\nnewlines\r\n",
+    "snake_case_name = 42_000",
+    "naïve café — “quotes” 😀 ∑ 日本語",
+    "\x00\x7f control",
+]
 
 
 def random_text(seed: int, n: int = 200) -> str:
     """Common characters mixed with 20 code points from anywhere in Unicode (surrogates excluded)."""
     rng = random.Random(seed)
-    common = "".join(rng.choice("abc xyz_ 123.,!\n\t\u00e9\u00fc\u65e5\U0001F600\u0301") for _ in range(n))
-    rare = "".join(chr(rng.choice([rng.randrange(1, 0xD800), rng.randrange(0xE000, 0x110000)])) for _ in range(20))
+    common = "".join(
+        rng.choice("abc xyz_ 123.,!\n\t\u00e9\u00fc\u65e5\U0001f600\u0301") for _ in range(n)
+    )
+    rare = "".join(
+        chr(rng.choice([rng.randrange(1, 0xD800), rng.randrange(0xE000, 0x110000)]))
+        for _ in range(20)
+    )
     return common + rare
 
 

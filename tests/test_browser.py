@@ -15,6 +15,7 @@ Needs Chromium (Debian: apt-get install chromium) and Playwright
 (pip install -e ".[browser]"); without them the test is skipped, and
 pytest's summary says why (addopts has -rs). Only 127.0.0.1 is used.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,11 +34,18 @@ from pathlib import Path
 import pytest
 
 CHAPTER = Path(__file__).resolve().parents[1] / "chapters" / "01b_vae_practice.ipynb"
-WIDGET_CELL_TEXT = "latent_explorer("   # the cell whose output is the explorer
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 60      # JupyterLab answering on its port
-RUN_ALL_S = 300          # every cell of the chapter in fast mode (about 20 s on 2 cores)
+WIDGET_CELL_TEXT = "latent_explorer("  # the cell whose output is the explorer
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 60  # JupyterLab answering on its port
+RUN_ALL_S = 300  # every cell of the chapter in fast mode (about 20 s on 2 cores)
 
 
 def chromium_path() -> str | None:
@@ -67,23 +75,42 @@ def start_jupyterlab(root: Path, port: int, token: str) -> subprocess.Popen:
     for name, values in LAB_SETTINGS.items():
         (root / ".settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / ".settings" / name).write_text(json.dumps(values))
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "JUPYTER_CONFIG_DIR": str(root / ".config")}
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               f"--LabApp.user_settings_dir={root / '.settings'}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+        "JUPYTER_CONFIG_DIR": str(root / ".config"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--port-retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={root / '.settings'}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     log = open(root / "jupyterlab.log", "w")
     # its own process group, so the kernels it starts are stopped with it
-    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_until_up(server: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"JupyterLab exited with code {server.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"JupyterLab exited with code {server.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -104,12 +131,17 @@ def wait_for_kernel(kernels_url: str) -> None:
         try:
             with urllib.request.urlopen(kernels_url, timeout=5) as response:
                 kernels = json.load(response)
-        except OSError as error:   # a busy server may drop one poll; the deadline still holds
+        except OSError as error:  # a busy server may drop one poll; the deadline still holds
             kernels = [str(error)]
-        if any(isinstance(k, dict) and k["connections"] > 0 and k["execution_state"] == "idle" for k in kernels):
+        if any(
+            isinstance(k, dict) and k["connections"] > 0 and k["execution_state"] == "idle"
+            for k in kernels
+        ):
             return
         time.sleep(0.5)
-    pytest.fail(f"the notebook's kernel was not connected and idle within {SERVER_START_S} s: {kernels}")
+    pytest.fail(
+        f"the notebook's kernel was not connected and idle within {SERVER_START_S} s: {kernels}"
+    )
 
 
 def stop(server: subprocess.Popen) -> None:
@@ -130,7 +162,9 @@ def chromium() -> str:
     """Chromium's path, once both it and Playwright are known to be here; else the test is skipped."""
     path = chromium_path()
     if path is None:
-        pytest.skip("browser test: no Chromium on this machine (Debian/Ubuntu: apt-get install chromium)")
+        pytest.skip(
+            "browser test: no Chromium on this machine (Debian/Ubuntu: apt-get install chromium)"
+        )
     if importlib.util.find_spec("playwright") is None:
         pytest.skip('browser test: Playwright is not installed (pip install -e ".[browser]")')
     return path
@@ -143,15 +177,21 @@ def jupyterlab(chromium, tmp_path):
     port, token = free_port(), secrets.token_hex(16)
     server = start_jupyterlab(tmp_path, port, token)
     try:
-        wait_until_up(server, f"http://127.0.0.1:{port}/api/status?token={token}", tmp_path / "jupyterlab.log")
-        yield {"notebook": f"http://127.0.0.1:{port}/lab/tree/{CHAPTER.name}?token={token}",
-               "kernels": f"http://127.0.0.1:{port}/api/kernels?token={token}"}
+        wait_until_up(
+            server, f"http://127.0.0.1:{port}/api/status?token={token}", tmp_path / "jupyterlab.log"
+        )
+        yield {
+            "notebook": f"http://127.0.0.1:{port}/lab/tree/{CHAPTER.name}?token={token}",
+            "kernels": f"http://127.0.0.1:{port}/api/kernels?token={token}",
+        }
     finally:
         stop(server)
 
 
 def test_latent_explorer_slider_redraws_in_chromium(chromium, jupyterlab, tmp_path):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
     artifacts = Path(os.environ.get("GENAI_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
 
@@ -176,14 +216,19 @@ def test_latent_explorer_slider_redraws_in_chromium(chromium, jupyterlab, tmp_pa
             before_readout = readout.inner_text()
 
             handle.focus()
-            for _ in range(40):          # 40 steps of 0.03: z_1 from 0 to 1.2
+            for _ in range(40):  # 40 steps of 0.03: z_1 from 0 to 1.2
                 handle.press("ArrowRight")
             try:
-                page.wait_for_function("([img, src]) => img.src !== src", arg=[image.element_handle(), before_src],
-                                       timeout=30_000)
+                page.wait_for_function(
+                    "([img, src]) => img.src !== src",
+                    arg=[image.element_handle(), before_src],
+                    timeout=30_000,
+                )
             except PlaywrightTimeout:
-                raise AssertionError("the slider moved but no new image arrived from the kernel in 30 s") from None
-            page.wait_for_timeout(500)   # let the last redraw of the key presses land
+                raise AssertionError(
+                    "the slider moved but no new image arrived from the kernel in 30 s"
+                ) from None
+            page.wait_for_timeout(500)  # let the last redraw of the key presses land
             after_pixels = image.screenshot()
             after_readout = readout.inner_text()
             shot = artifacts / "browser_latent_explorer.png"
@@ -192,11 +237,15 @@ def test_latent_explorer_slider_redraws_in_chromium(chromium, jupyterlab, tmp_pa
         except Exception:
             failure = artifacts / "browser_failure.png"
             page.screenshot(path=str(failure), full_page=True)
-            print(f"browser test failed; the page is in {failure}; JupyterLab's log:\n"
-                  f"{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
+            print(
+                f"browser test failed; the page is in {failure}; JupyterLab's log:\n"
+                f"{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}"
+            )
             raise
         finally:
             browser.close()
 
-    assert (before_readout, after_readout) == ("0.00", "1.20"), "the slider did not move by 40 steps of 0.03"
+    assert (before_readout, after_readout) == ("0.00", "1.20"), (
+        "the slider did not move by 40 steps of 0.03"
+    )
     assert after_pixels != before_pixels, "the slider moved but the decoded image was not redrawn"

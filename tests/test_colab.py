@@ -1,5 +1,6 @@
 """The Colab badge and setup cell: what the setup cell would run in Colab, that it runs nothing elsewhere,
 and that every chapter carries both, in step with the one repository constant."""
+
 import glob
 import shutil
 import subprocess
@@ -29,7 +30,9 @@ def run_setup_cell(monkeypatch, source, in_colab, uploaded=(), fail=None):
         return subprocess.CompletedProcess(cmd, 1 if failed else 0, "", fail[1] if failed else "")
 
     monkeypatch.setattr(subprocess, "run", record)
-    monkeypatch.setattr(glob, "glob", lambda pattern: [u for u in uploaded if u.startswith(pattern.split("*")[0])])
+    monkeypatch.setattr(
+        glob, "glob", lambda pattern: [u for u in uploaded if u.startswith(pattern.split("*")[0])]
+    )
     monkeypatch.chdir("/")  # stands for Colab's working folder, /content: nothing is written there
     if in_colab:
         output = types.SimpleNamespace(enable_custom_widget_manager=lambda: widgets.append(True))
@@ -43,42 +46,80 @@ def run_setup_cell(monkeypatch, source, in_colab, uploaded=(), fail=None):
     return commands, widgets
 
 
-def test_in_colab_the_setup_cell_clones_the_ref_and_installs_without_touching_torch(monkeypatch, capsys):
-    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source("someone/genai-course", "v1.2"), True)
-    assert commands[0] == ["git", "clone", "--quiet", "--depth", "1", "--branch", "v1.2",
-                           "https://github.com/someone/genai-course", "/genai-course"]
+def test_in_colab_the_setup_cell_clones_the_ref_and_installs_without_touching_torch(
+    monkeypatch, capsys
+):
+    commands, widgets = run_setup_cell(
+        monkeypatch, colab.setup_cell_source("someone/genai-course", "v1.2"), True
+    )
+    assert commands[0] == [
+        "git",
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        "--branch",
+        "v1.2",
+        "https://github.com/someone/genai-course",
+        "/genai-course",
+    ]
     pip = commands[1]
     assert pip[:4] == [sys.executable, "-m", "pip", "install"] and pip[-1] == "/genai-course"
-    assert "-e" not in pip and "--editable" not in pip  # an editable install is not importable until a restart
-    assert not any("torch" in part for part in pip)     # Colab's torch stays
+    # an editable install is not importable until a restart
+    assert "-e" not in pip and "--editable" not in pip
+    assert not any("torch" in part for part in pip)  # Colab's torch stays
     assert len(commands) == 2 and widgets == [True]
-    assert "GPU" in capsys.readouterr().out             # says what it found, or how to get one
+    assert "GPU" in capsys.readouterr().out  # says what it found, or how to get one
 
 
 def test_an_uploaded_course_file_is_installed_even_without_a_repository(monkeypatch, capsys):
-    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source(), True,
-                                       uploaded=["drive/MyDrive/genai-course.zip"])
-    assert commands == [[sys.executable, "-m", "pip", "install", "--quiet", "drive/MyDrive/genai-course.zip"]]
-    assert widgets == [True] and "Installed the course from drive/MyDrive/genai-course.zip" in \
-        capsys.readouterr().out
+    commands, widgets = run_setup_cell(
+        monkeypatch, colab.setup_cell_source(), True, uploaded=["drive/MyDrive/genai-course.zip"]
+    )
+    assert commands == [
+        [sys.executable, "-m", "pip", "install", "--quiet", "drive/MyDrive/genai-course.zip"]
+    ]
+    assert (
+        widgets == [True]
+        and "Installed the course from drive/MyDrive/genai-course.zip" in capsys.readouterr().out
+    )
 
 
-def test_with_the_placeholder_address_the_cell_says_what_to_do_and_raises_nothing(monkeypatch, capsys):
-    assert colab.setup_cell_source().count(colab.PLACEHOLDER) >= 2  # the chapters carry the placeholder today
-    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source(colab.PLACEHOLDER), True)
+def test_with_the_placeholder_address_the_cell_says_what_to_do_and_raises_nothing(
+    monkeypatch, capsys
+):
+    # the chapters carry the placeholder today
+    assert colab.setup_cell_source().count(colab.PLACEHOLDER) >= 2
+    commands, widgets = run_setup_cell(
+        monkeypatch, colab.setup_cell_source(colab.PLACEHOLDER), True
+    )
     said = capsys.readouterr().out
     assert commands == [] and widgets == []
     assert "not installed: this copy of the course has no repository address yet" in said
-    assert "genai-course.zip" in said and "python -m genai_lib pack" in said and "badges --repo" in said
+    assert (
+        "genai-course.zip" in said
+        and "python -m genai_lib pack" in said
+        and "badges --repo" in said
+    )
 
 
-@pytest.mark.parametrize("fail, said", [
-    (("git", "fatal: repository 'https://github.com/someone/gone/' not found"),
-     "github.com/someone/gone (at main) could not be cloned: fatal: repository"),
-    (("pip", "ERROR: No matching distribution found for numpy>=1.24"), "pip could not install /gone"),
-])
+@pytest.mark.parametrize(
+    "fail, said",
+    [
+        (
+            ("git", "fatal: repository 'https://github.com/someone/gone/' not found"),
+            "github.com/someone/gone (at main) could not be cloned: fatal: repository",
+        ),
+        (
+            ("pip", "ERROR: No matching distribution found for numpy>=1.24"),
+            "pip could not install /gone",
+        ),
+    ],
+)
 def test_a_clone_or_install_that_fails_is_explained_not_raised(monkeypatch, capsys, fail, said):
-    commands, widgets = run_setup_cell(monkeypatch, colab.setup_cell_source("someone/gone", "main"), True, fail=fail)
+    commands, widgets = run_setup_cell(
+        monkeypatch, colab.setup_cell_source("someone/gone", "main"), True, fail=fail
+    )
     out = capsys.readouterr().out
     assert said in out and "genai-course.zip" in out and widgets == []
     assert len(commands) == (1 if fail[0] == "git" else 2)  # no install after a failed clone
@@ -95,8 +136,9 @@ def test_every_chapter_has_its_badge_and_the_current_setup_cell(path):
     nb = nbformat.read(path, as_version=4)
     assert colab.badge_markdown(path.name) in nb.cells[0].source
     setup = [c for c in nb.cells if "setup" in c.metadata.get("tags", [])]
-    assert len(setup) == 1 and setup[0].source == colab.setup_cell_source(), \
+    assert len(setup) == 1 and setup[0].source == colab.setup_cell_source(), (
         f"{path.name}: run `python -m genai_lib badges` to rewrite the setup cell"
+    )
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0] is setup[0] and "parameters" in code[1].metadata.get("tags", [])
 
@@ -109,8 +151,9 @@ def test_apply_rewrites_badge_and_setup_cell_and_is_idempotent(tmp_path):
     badge = colab.badge_markdown(path.name, "fork/course", "workshop")
     assert f"\n\n{badge}\n\n" in nb.cells[0].source  # a paragraph of its own, after the title
     assert nb.cells[0].source.count("Open In Colab") == 1
-    assert [c.source for c in nb.cells if "setup" in c.metadata.get("tags", [])] == \
-           [colab.setup_cell_source("fork/course", "workshop")]
+    assert [c.source for c in nb.cells if "setup" in c.metadata.get("tags", [])] == [
+        colab.setup_cell_source("fork/course", "workshop")
+    ]
     assert colab.apply_to_notebook(path, "fork/course", "workshop") is False
 
 

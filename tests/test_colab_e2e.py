@@ -10,6 +10,7 @@ Colab imports its own, records that widgets were turned on. Nothing here touches
   which is what Colab's Files pane shows.
 Each way, chapter 00 runs in fast mode with papermill in that environment.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ from genai_lib import colab  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REPO, TAG = "someone/genai-course", "v-test"
 
-pytestmark = pytest.mark.skipif(not colab_env.built(), reason=(
-    f"the Colab-like environment is not built at {colab_env.ENV}: python tests/colab_env.py (needs PyPI once)"))
+pytestmark = pytest.mark.skipif(
+    not colab_env.built(),
+    reason=(
+        f"the Colab-like environment is not built at {colab_env.ENV}: python tests/colab_env.py (needs PyPI once)"
+    ),
+)
 
 STANDIN = '''"""A stand-in for Colab's google.colab: the part the setup cell uses."""
 import os
@@ -52,34 +57,63 @@ def runtime(tmp_path_factory):
     base = tmp_path_factory.mktemp("colab")
     (base / "standin" / "google" / "colab").mkdir(parents=True)  # google stays a namespace package
     (base / "standin" / "google" / "colab" / "__init__.py").write_text(STANDIN)
-    (base / "standin" / "sitecustomize.py").write_text("import google.colab  # imported at start, as in Colab\n")
+    (base / "standin" / "sitecustomize.py").write_text(
+        "import google.colab  # imported at start, as in Colab\n"
+    )
     tree = base / "tree"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in listed:
         if (ROOT / name).is_file():
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, tree / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"]
+    git = [
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.com",
+        "-c",
+        "init.defaultBranch=main",
+    ]
     subprocess.run([*git, "init", "--quiet", str(tree)], check=True)
     subprocess.run([*git, "-C", str(tree), "add", "--all"], check=True)
-    subprocess.run([*git, "-C", str(tree), "commit", "--quiet", "-m", "the working tree"], check=True)
+    subprocess.run(
+        [*git, "-C", str(tree), "commit", "--quiet", "-m", "the working tree"], check=True
+    )
     subprocess.run([*git, "-C", str(tree), "tag", TAG], check=True)
     return base
 
 
 def colab_env_vars(runtime: Path) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": str(runtime), "PYTHONPATH": str(runtime / "standin"),
-            "COLAB_STANDIN_LOG": str(runtime / "standin.log"), "GENAI_FAST": "1", "MPLBACKEND": "Agg",
-            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",  # offline: no index, the env's own build tools
-            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.file://{runtime / 'tree'}.insteadOf",
-            "GIT_CONFIG_VALUE_0": f"https://github.com/{REPO}"}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(runtime),
+        "PYTHONPATH": str(runtime / "standin"),
+        "COLAB_STANDIN_LOG": str(runtime / "standin.log"),
+        "GENAI_FAST": "1",
+        "MPLBACKEND": "Agg",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",  # offline: no index, the env's own build tools
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.file://{runtime / 'tree'}.insteadOf",
+        "GIT_CONFIG_VALUE_0": f"https://github.com/{REPO}",
+    }
 
 
 def fresh(runtime: Path) -> Path:
     """No genai_lib in the environment, an empty working folder, no widget record: a new runtime."""
-    subprocess.run([str(colab_env.python()), "-m", "pip", "uninstall", "--quiet", "--yes", "genai_lib"],
-                   capture_output=True, check=False, env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1"})
+    subprocess.run(
+        [str(colab_env.python()), "-m", "pip", "uninstall", "--quiet", "--yes", "genai_lib"],
+        capture_output=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1"},
+    )
     content = runtime / "content"
     shutil.rmtree(content, ignore_errors=True)
     content.mkdir()
@@ -88,9 +122,18 @@ def fresh(runtime: Path) -> Path:
 
 
 def torch_files() -> tuple[str, int, int]:
-    done = subprocess.run([str(colab_env.python()), "-c", "import os, torch; s = os.stat(torch.__file__); "
-                           "print(torch.__version__, s.st_ino, s.st_mtime_ns)"], capture_output=True, text=True,
-                          check=True, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [
+            str(colab_env.python()),
+            "-c",
+            "import os, torch; s = os.stat(torch.__file__); "
+            "print(torch.__version__, s.st_ino, s.st_mtime_ns)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     version, inode, mtime = done.stdout.split()
     return version, int(inode), int(mtime)
 
@@ -102,10 +145,24 @@ def run_chapter(runtime: Path, content: Path, setup_source: str) -> nbformat.Not
         if "setup" in cell.metadata.get("tags", []):
             cell.source = setup_source
     nbformat.write(nb, runtime / "chapter.ipynb")
-    done = subprocess.run([str(colab_env.python()), "-m", "papermill", str(runtime / "chapter.ipynb"),
-                           str(runtime / "executed.ipynb"), "-k", "python3", "--cwd", str(content),
-                           "--no-progress-bar"], env=colab_env_vars(runtime), capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [
+            str(colab_env.python()),
+            "-m",
+            "papermill",
+            str(runtime / "chapter.ipynb"),
+            str(runtime / "executed.ipynb"),
+            "-k",
+            "python3",
+            "--cwd",
+            str(content),
+            "--no-progress-bar",
+        ],
+        env=colab_env_vars(runtime),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return nbformat.read(runtime / "executed.ipynb", as_version=4)
 
@@ -117,12 +174,22 @@ def setup_output(nb: nbformat.NotebookNode) -> str:
 
 def check_installed_course(runtime: Path, torch_before: tuple[str, int, int]) -> None:
     assert torch_files() == torch_before  # the same torch files: not reinstalled, not upgraded
-    where = subprocess.run([str(colab_env.python()), "-c", "import genai_lib, genai_lib.config as c; "
-                            "print(genai_lib.__file__); print(c.SHIPPED_DATA_DIR)"], cwd=runtime,
-                           capture_output=True, text=True, check=True,
-                           env={"PATH": "/usr/bin:/bin"}).stdout.split()  # nothing inherited: no PYTHONPATH
+    where = subprocess.run(
+        [
+            str(colab_env.python()),
+            "-c",
+            "import genai_lib, genai_lib.config as c; "
+            "print(genai_lib.__file__); print(c.SHIPPED_DATA_DIR)",
+        ],
+        cwd=runtime,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    ).stdout.split()  # nothing inherited: no PYTHONPATH
     site = str(colab_env.ENV)
-    assert all(path.startswith(site) for path in where), where  # the package and its data from the install
+    # the package and its data from the install
+    assert all(path.startswith(site) for path in where), where
     assert Path(where[1], "pretrained", "base_pydoc.safetensors").is_file()
     assert (runtime / "standin.log").read_text() == "widgets enabled\n"
 
@@ -135,13 +202,20 @@ def test_from_the_repository_the_setup_cell_installs_the_course_and_the_chapter_
     check_installed_course(runtime, torch_before)
 
 
-def test_from_an_uploaded_course_file_the_setup_cell_installs_the_course_and_the_chapter_runs(runtime):
+def test_from_an_uploaded_course_file_the_setup_cell_installs_the_course_and_the_chapter_runs(
+    runtime,
+):
     content = fresh(runtime)
     torch_before = torch_files()
-    packed = subprocess.run([sys.executable, "-m", "genai_lib", "pack", "--out", str(content / "genai-course.zip")],
-                            capture_output=True, text=True, cwd=ROOT)
+    packed = subprocess.run(
+        [sys.executable, "-m", "genai_lib", "pack", "--out", str(content / "genai-course.zip")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert packed.returncode == 0, packed.stderr
-    executed = run_chapter(runtime, content, colab.setup_cell_source())  # the placeholder address, as shipped
+    # the placeholder address, as shipped
+    executed = run_chapter(runtime, content, colab.setup_cell_source())
     assert "Installed the course from genai-course.zip" in setup_output(executed)
     check_installed_course(runtime, torch_before)
 
@@ -149,10 +223,19 @@ def test_from_an_uploaded_course_file_the_setup_cell_installs_the_course_and_the
 def test_with_the_placeholder_and_no_file_the_real_cell_says_what_to_do_and_raises_nothing(runtime):
     content = fresh(runtime)
     (runtime / "cell.py").write_text(colab.setup_cell_source())
-    done = subprocess.run([str(colab_env.python()), str(runtime / "cell.py")], cwd=content,
-                          env=colab_env_vars(runtime), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(colab_env.python()), str(runtime / "cell.py")],
+        cwd=content,
+        env=colab_env_vars(runtime),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert "The course is not installed: this copy of the course has no repository address yet" in done.stdout
+    assert (
+        "The course is not installed: this copy of the course has no repository address yet"
+        in done.stdout
+    )
     assert "genai-course.zip" in done.stdout
     assert not (runtime / "standin.log").exists() and list(content.iterdir()) == []
     assert json.loads(colab_env.MARKER.read_text()) == colab_env.RECIPE
@@ -175,7 +258,16 @@ if "google.colab" in sys.modules:
 def test_the_old_setup_cell_ended_in_a_traceback_with_the_placeholder(runtime):
     content = fresh(runtime)
     (runtime / "old_cell.py").write_text(OLD_CELL)
-    env = colab_env_vars(runtime) | {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_VALUE_0": "https://github.com/OWNER/"}
-    done = subprocess.run([str(colab_env.python()), str(runtime / "old_cell.py")], cwd=content, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = colab_env_vars(runtime) | {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_VALUE_0": "https://github.com/OWNER/",
+    }
+    done = subprocess.run(
+        [str(colab_env.python()), str(runtime / "old_cell.py")],
+        cwd=content,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "CalledProcessError" in done.stderr

@@ -1,4 +1,5 @@
 """Fast mode, device choice, seeding."""
+
 import os
 import subprocess
 import sys
@@ -9,8 +10,18 @@ import torch
 from genai_lib import config
 
 
-@pytest.mark.parametrize("text, expected", [("1", True), ("true", True), ("YES", True),
-                                            ("0", False), ("false", False), ("", False), (None, False)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_parse_flag_accepts_the_documented_values(text, expected):
     assert config.parse_flag("GENAI_FAST", text) is expected
 
@@ -23,8 +34,9 @@ def test_parse_flag_rejects_anything_else_with_advice(text):
 
 def test_an_invalid_genai_fast_stops_the_import_with_a_clear_message():
     env = {**os.environ, "GENAI_FAST": "sometimes"}
-    result = subprocess.run([sys.executable, "-c", "import genai_lib"], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import genai_lib"], env=env, capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "GENAI_FAST='sometimes' is not understood" in result.stderr
 
@@ -42,7 +54,11 @@ def test_pick_returns_the_full_value_outside_fast_mode(monkeypatch):
 
 def test_get_device_defaults_to_what_the_machine_has(monkeypatch):
     monkeypatch.delenv("GENAI_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else ("mps" if torch.backends.mps.is_available() else "cpu")
+    )
     assert config.get_device().type == expected
 
 
@@ -68,6 +84,7 @@ def test_seed_everything_repeats_random_draws():
     import random
 
     import numpy as np
+
     config.seed_everything(7)
     first = (random.random(), np.random.rand(), torch.rand(3))
     config.seed_everything(7)

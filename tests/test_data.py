@@ -3,6 +3,7 @@
 No test touches the network: downloads use file:// URLs to files written in
 tmp_path, and GENAI_DATA points every lookup at tmp_path.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,14 +24,18 @@ from genai_lib.data import download, sources, verify
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """Write a uint8 array as an IDX file (the MNIST format), optionally gzipped."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     raw = header + array.astype(np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(raw) if compress else raw)
     return path
 
 
-def write_fake_mnist(folder: Path, n_train: int = 12, n_val: int = 5, compress: bool = True) -> dict:
+def write_fake_mnist(
+    folder: Path, n_train: int = 12, n_val: int = 5, compress: bool = True
+) -> dict:
     """Four small IDX files with MNIST's names; returns the arrays written."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -78,8 +83,12 @@ def test_digits_split_is_every_fifth_image_and_deterministic():
     pixels = torch.from_numpy(sklearn_digits().images).float() / 16  # (1797, 8, 8)
     d1, d2 = data.load_digits(), data.load_digits()
     torch.testing.assert_close(d1.val_images[:, 0], pixels[4::5], rtol=0, atol=0)
-    torch.testing.assert_close(d1.train_images[:, 0], pixels[torch.arange(1797) % 5 != 4], rtol=0, atol=0)
-    assert torch.equal(d1.train_images, d2.train_images) and torch.equal(d1.val_labels, d2.val_labels)
+    torch.testing.assert_close(
+        d1.train_images[:, 0], pixels[torch.arange(1797) % 5 != 4], rtol=0, atol=0
+    )
+    assert torch.equal(d1.train_images, d2.train_images) and torch.equal(
+        d1.val_labels, d2.val_labels
+    )
 
 
 # ---------------------------------------------------------------- read_idx
@@ -142,7 +151,11 @@ def test_read_idx_broken_gzip_is_a_clear_error(tmp_path, damage):
 def test_load_mnist_unknown_kind_lists_known_kinds():
     with pytest.raises(ValueError) as err:
         data.load_mnist("kmnist")
-    assert "'kmnist'" in str(err.value) and "'mnist'" in str(err.value) and "'fashion'" in str(err.value)
+    assert (
+        "'kmnist'" in str(err.value)
+        and "'mnist'" in str(err.value)
+        and "'fashion'" in str(err.value)
+    )
 
 
 @pytest.mark.parametrize("kind", ["mnist", "fashion"])
@@ -158,7 +171,8 @@ def test_missing_mnist_says_where_it_looked_and_how_to_download(data_dir, kind):
 @pytest.mark.parametrize("compress", [True, False])
 def test_load_mnist_from_a_folder(tmp_path, compress):
     arrays = write_fake_mnist(tmp_path / "mine", compress=compress)
-    d = data.load_mnist("fashion", path=tmp_path / "mine", verify=False)  # files of our own, on purpose
+    # files of our own, on purpose
+    d = data.load_mnist("fashion", path=tmp_path / "mine", verify=False)
     assert d.train_images.shape == (12, 1, 28, 28) and d.val_images.shape == (5, 1, 28, 28)
     assert d.train_images.dtype == torch.float32 and d.val_labels.dtype == torch.int64
     expected = torch.from_numpy(arrays[sources.TEST_IMAGES]).float().unsqueeze(1) / 255
@@ -187,7 +201,9 @@ def test_load_mnist_download_fetches_only_missing_files(data_dir, tmp_path, monk
 
     d = data.load_mnist("mnist", download=True)
     assert sorted(p.name for p in (data_dir / "mnist").iterdir()) == sorted(arrays)
-    assert (data_dir / "mnist" / sources.TEST_LABELS).stat().st_mtime_ns == before  # not downloaded again
+    assert (
+        data_dir / "mnist" / sources.TEST_LABELS
+    ).stat().st_mtime_ns == before  # not downloaded again
     assert d.val_labels.tolist() == arrays[sources.TEST_LABELS].tolist()
 
 
@@ -199,7 +215,8 @@ def remote(tmp_path: Path) -> Path:
     """A file to "download" through a file:// URL."""
     path = tmp_path / "server" / "payload.bin"
     path.parent.mkdir()
-    path.write_bytes(np.random.default_rng(2).bytes(3_000_000))  # > 1 chunk, so streaming is exercised
+    # > 1 chunk, so streaming is exercised
+    path.write_bytes(np.random.default_rng(2).bytes(3_000_000))
     return path
 
 
@@ -259,10 +276,14 @@ def test_fetch_interrupted_download_writes_nothing(tmp_path, remote, monkeypatch
         def __exit__(self, *exc) -> None:
             pass
 
-    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: DropsAfterOneChunk())
+    monkeypatch.setattr(
+        download.urllib.request, "urlopen", lambda url, timeout: DropsAfterOneChunk()
+    )
     dest = tmp_path / "out" / "payload.bin"
     with pytest.raises(data.DownloadError, match="connection reset"):
-        data.fetch(["https://example.invalid/payload.bin"], dest, sha256_of(remote), what="test payload")
+        data.fetch(
+            ["https://example.invalid/payload.bin"], dest, sha256_of(remote), what="test payload"
+        )
     assert list(dest.parent.iterdir()) == []
 
 
@@ -291,8 +312,11 @@ def test_pydoc_text_is_ascii_and_deterministic():
 
 
 def test_clean_to_ascii_keeps_the_obvious_equivalents():
-    dirty = ("\u201cQuoted\u201d \u2018it\u2019s\u2019 a\u2013b\u2014c "  # curly quotes, dashes
-             "caf\u00e9\u00a0ok\u2026 \u00df\x07end  \n\n\n\nnext")  # accent, nbsp, ellipsis, sharp s, bell
+    # accent, nbsp, ellipsis, sharp s, bell
+    dirty = (
+        "\u201cQuoted\u201d \u2018it\u2019s\u2019 a\u2013b\u2014c "  # curly quotes, dashes
+        "caf\u00e9\u00a0ok\u2026 \u00df\x07end  \n\n\n\nnext"
+    )
     assert data.clean_to_ascii(dirty) == "\"Quoted\" 'it's' a-b--c cafe ok... end\n\nnext\n"
 
 
@@ -385,7 +409,8 @@ def test_stdlib_source_is_offline_python_in_ascii():
     code = load_text("stdlib")
     assert code.startswith("# file: __future__.py\n") or code.startswith("# file: _")
     assert 1_000_000 <= len(code) < 1_400_000
-    assert all(c == "\n" or " " <= c <= "~" for c in code)  # the base model's ASCII vocabulary covers it
+    # the base model's ASCII vocabulary covers it
+    assert all(c == "\n" or " " <= c <= "~" for c in code)
     assert code.count("def ") > 1000 and "# file: this.py" not in code  # about 1,600 on Python 3.11
     assert load_text("stdlib") == code  # deterministic
 
@@ -408,12 +433,23 @@ def pinned_registry(server: Path, unpacked_sha256: bool = True) -> tuple[sources
     """A registry pinning the files in ``server`` as the real MNIST's are pinned: the .gz's own
     SHA-256, plus MD5 (and, if asked, SHA-256) of what it unpacks to."""
     files = []
-    for name in (sources.TRAIN_IMAGES, sources.TRAIN_LABELS, sources.TEST_IMAGES, sources.TEST_LABELS):
+    for name in (
+        sources.TRAIN_IMAGES,
+        sources.TRAIN_LABELS,
+        sources.TEST_IMAGES,
+        sources.TEST_LABELS,
+    ):
         contents = gzip.decompress((server / name).read_bytes())
-        files.append(sources.RemoteFile(
-            name, ((server / name).as_uri(),), sha256_of(server / name), None,
-            unpacked_md5=hashlib.md5(contents).hexdigest(),
-            unpacked_sha256=hashlib.sha256(contents).hexdigest() if unpacked_sha256 else None))
+        files.append(
+            sources.RemoteFile(
+                name,
+                ((server / name).as_uri(),),
+                sha256_of(server / name),
+                None,
+                unpacked_md5=hashlib.md5(contents).hexdigest(),
+                unpacked_sha256=hashlib.sha256(contents).hexdigest() if unpacked_sha256 else None,
+            )
+        )
     return tuple(files)
 
 
@@ -429,12 +465,16 @@ def test_fake_well_formed_idx_files_copied_in_are_refused(real_mnist, data_dir):
     # The reviewer's probe: 20 images and labels up to 200, well-formed IDX, under $GENAI_DATA/mnist.
     rng = np.random.default_rng(5)
     for name in real_mnist:
-        array = rng.integers(0, 256, (20, 28, 28)) if "images" in name else np.arange(20) * 10 + 10  # 10..200
+        # 10..200
+        array = rng.integers(0, 256, (20, 28, 28)) if "images" in name else np.arange(20) * 10 + 10
         write_idx(data_dir / "mnist" / name, array.astype(np.uint8), compress=True)
     with pytest.raises(data.DataFileError) as err:
         data.load_mnist("mnist")
     message = str(err.value)
-    assert str(data_dir / "mnist" / sources.TRAIN_IMAGES) in message and "is not the expected" in message
+    assert (
+        str(data_dir / "mnist" / sources.TRAIN_IMAGES) in message
+        and "is not the expected" in message
+    )
     assert 'load_mnist("mnist", download=True)' in message and "verify=False" in message
     # Turning the check off on purpose still refuses labels outside the ten classes.
     with pytest.raises(ValueError, match="labels go up to 200, but there are only 10 classes"):
@@ -443,10 +483,14 @@ def test_fake_well_formed_idx_files_copied_in_are_refused(real_mnist, data_dir):
 
 @pytest.mark.parametrize("pin", ["sha256", "md5 only"])
 def test_a_copy_gzipped_again_or_unpacked_is_accepted_and_one_flipped_byte_is_not(
-        data_dir, tmp_path, monkeypatch, pin):
+    data_dir, tmp_path, monkeypatch, pin
+):
     arrays = write_fake_mnist(tmp_path / "server")
-    monkeypatch.setitem(sources.DATASETS, "mnist",
-                        pinned_registry(tmp_path / "server", unpacked_sha256=(pin == "sha256")))
+    monkeypatch.setitem(
+        sources.DATASETS,
+        "mnist",
+        pinned_registry(tmp_path / "server", unpacked_sha256=(pin == "sha256")),
+    )
     folder = data_dir / "mnist"
     folder.mkdir()
     # Honest copies: the train files gzipped again (another header), the test files unpacked.
@@ -465,7 +509,9 @@ def test_a_copy_gzipped_again_or_unpacked_is_accepted_and_one_flipped_byte_is_no
     raw = bytearray(unpacked.read_bytes())
     raw[-1] ^= 0x01
     unpacked.write_bytes(bytes(raw))
-    with pytest.raises(data.DataFileError, match=f"{unpacked.name} is not the expected {sources.TEST_IMAGES}"):
+    with pytest.raises(
+        data.DataFileError, match=f"{unpacked.name} is not the expected {sources.TEST_IMAGES}"
+    ):
         data.load_mnist("mnist")
     assert unpacked.exists()  # never deleted for the user
 
@@ -483,14 +529,18 @@ def test_a_flipped_byte_inside_a_gzip_copy_is_refused(real_mnist, data_dir, tmp_
         data.load_mnist("mnist")
 
 
-def test_a_checked_file_is_not_hashed_again_until_it_changes(real_mnist, data_dir, tmp_path, monkeypatch):
+def test_a_checked_file_is_not_hashed_again_until_it_changes(
+    real_mnist, data_dir, tmp_path, monkeypatch
+):
     folder = data_dir / "mnist"
     folder.mkdir()
     for name in real_mnist:
         (folder / name).write_bytes((tmp_path / "server" / name).read_bytes())
     hashed = []
     real_hash = verify._hash
-    monkeypatch.setattr(verify, "_hash", lambda stream, *d: hashed.append(stream) or real_hash(stream, *d))
+    monkeypatch.setattr(
+        verify, "_hash", lambda stream, *d: hashed.append(stream) or real_hash(stream, *d)
+    )
     data.load_mnist("mnist")
     assert len(hashed) == 4 and (data_dir / verify.CACHE_NAME).is_file()
     hashed.clear()
@@ -519,13 +569,17 @@ def test_data_fetch_says_verified_only_after_a_check(real_mnist, data_dir, capsy
 SHARED_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-@pytest.mark.skipif(not (SHARED_T10K / sources.TEST_IMAGES).is_file(), reason="no copy of MNIST's t10k files here")
+@pytest.mark.skipif(
+    not (SHARED_T10K / sources.TEST_IMAGES).is_file(), reason="no copy of MNIST's t10k files here"
+)
 def test_the_real_t10k_files_pass_and_a_flipped_pixel_does_not(data_dir, tmp_path):
     # A real copy, gzipped by someone else (its .gz digest is not the mirror's): accepted by its contents.
     split = data.mnist_t10k_split(SHARED_T10K)
     assert len(split.train_images) == 8000
     for name in (sources.TEST_IMAGES, sources.TEST_LABELS):
-        (tmp_path / name.removesuffix(".gz")).write_bytes(gzip.decompress((SHARED_T10K / name).read_bytes()))
+        (tmp_path / name.removesuffix(".gz")).write_bytes(
+            gzip.decompress((SHARED_T10K / name).read_bytes())
+        )
     data.mnist_t10k_split(tmp_path)  # unpacked by hand: accepted
     images = tmp_path / sources.TEST_IMAGES.removesuffix(".gz")
     raw = bytearray(images.read_bytes())

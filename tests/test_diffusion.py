@@ -1,5 +1,6 @@
 """Diffusion math: the schedules, the forward process in closed form, DDPM vs DDIM on a Gaussian whose
 optimal denoiser is known exactly, seeds, classifier-free guidance, and the EMA of the weights."""
+
 import math
 from types import SimpleNamespace
 
@@ -7,8 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from genai_lib.diffusion import (NoiseSchedule, ddim_sample, ddim_step, ddim_timesteps, ddim_trajectory, ddpm_sample,
-                                 ddpm_step, ddpm_trajectory, diffusion_loss, guided_epsilon, noise_schedule, q_sample)
+from genai_lib.diffusion import (
+    NoiseSchedule,
+    ddim_sample,
+    ddim_step,
+    ddim_timesteps,
+    ddim_trajectory,
+    ddpm_sample,
+    ddpm_step,
+    ddpm_trajectory,
+    diffusion_loss,
+    guided_epsilon,
+    noise_schedule,
+    q_sample,
+)
 from genai_lib.ema import EMA
 from genai_lib.models.unet import UNet
 from genai_lib.train import fit
@@ -30,8 +43,8 @@ def test_schedule_tensors_have_the_right_shapes_ranges_and_order(kind, steps):
     torch.testing.assert_close(s.alphas, 1 - s.betas)
     torch.testing.assert_close(s.alpha_bars, torch.cumprod(s.alphas, 0))
     assert (s.alpha_bars > 0).all() and (s.alpha_bars < 1).all()
-    assert (s.betas.diff() >= 0).all()                      # noise is added faster and faster
-    assert (s.alpha_bars.diff() < 0).all()                  # the signal only ever decays
+    assert (s.betas.diff() >= 0).all()  # noise is added faster and faster
+    assert (s.alpha_bars.diff() < 0).all()  # the signal only ever decays
     snr = s.snr(torch.arange(steps))
     assert (snr.diff() < 0).all()
     torch.testing.assert_close(snr, s.alpha_bars / (1 - s.alpha_bars))
@@ -41,12 +54,14 @@ def test_schedule_tensors_have_the_right_shapes_ranges_and_order(kind, steps):
 def test_the_linear_schedule_is_ho_et_al_at_1000_steps_and_scaled_for_others():
     s = noise_schedule("linear", 1000)
     assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
-    assert s.alpha_bars[-1].item() == pytest.approx(4.04e-5, rel=0.01)  # exp(-sum of betas), roughly
+    # exp(-sum of betas), roughly
+    assert s.alpha_bars[-1].item() == pytest.approx(4.04e-5, rel=0.01)
     for steps in (50, 100, 250):
         short = noise_schedule("linear", steps)
         assert short.betas[0].item() == pytest.approx(1e-4 * 1000 / steps)
-        assert short.betas.sum().item() == pytest.approx(s.betas.sum().item(), rel=1e-4)  # the same total noise
-        assert short.alpha_bars[-1] < 1e-4                                                # still ends in noise
+        # the same total noise
+        assert short.betas.sum().item() == pytest.approx(s.betas.sum().item(), rel=1e-4)
+        assert short.alpha_bars[-1] < 1e-4  # still ends in noise
 
 
 def test_the_cosine_schedule_follows_its_closed_form_alpha_bar():
@@ -54,7 +69,9 @@ def test_the_cosine_schedule_follows_its_closed_form_alpha_bar():
     s = noise_schedule("cosine", steps)
     f = lambda u: math.cos((u + offset) / (1 + offset) * math.pi / 2) ** 2  # noqa: E731
     # the last beta is clipped at 0.999, so compare all steps but the last
-    expected = torch.tensor([f((t + 1) / steps) / f(0) for t in range(steps - 1)], dtype=torch.float64)
+    expected = torch.tensor(
+        [f((t + 1) / steps) / f(0) for t in range(steps - 1)], dtype=torch.float64
+    )
     torch.testing.assert_close(s.alpha_bars[:-1], expected, rtol=1e-12, atol=0)
     assert s.betas[-1].item() == pytest.approx(0.999)
 
@@ -83,7 +100,9 @@ def test_iterating_the_one_step_kernel_gives_the_closed_form_marginal():
     x = x0.expand(n, -1).clone()
     for t in range(s.steps):
         beta = s.betas[t]
-        x = (1 - beta).sqrt() * x + beta.sqrt() * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        x = (1 - beta).sqrt() * x + beta.sqrt() * torch.randn(
+            x.shape, generator=g, dtype=torch.float64
+        )
         if t in (0, 9, 49, 99):
             ab = s.alpha_bars[t]
             var = 1 - ab
@@ -91,7 +110,9 @@ def test_iterating_the_one_step_kernel_gives_the_closed_form_marginal():
             assert ((x.var(0) - var).abs() < Z * var * math.sqrt(2 / n)).all(), t
             # and q_sample draws from that marginal in one jump
             t_batch = torch.full((n,), t)
-            jump = q_sample(s, x0.float().expand(n, -1), t_batch, torch.randn(n, 4, generator=g)).double()
+            jump = q_sample(
+                s, x0.float().expand(n, -1), t_batch, torch.randn(n, 4, generator=g)
+            ).double()
             assert ((jump.mean(0) - ab.sqrt() * x0).abs() < Z * (var / n).sqrt()).all(), t
             assert ((jump.var(0) - var).abs() < Z * var * math.sqrt(2 / n)).all(), t
 
@@ -147,8 +168,8 @@ def sampler_variance(schedule, sigma, timesteps, eta):
     v = 1.0
     for i in reversed(range(len(timesteps))):
         ab, ab_prev = ab_all[timesteps[i]], (ab_all[timesteps[i - 1]] if i > 0 else 1.0)
-        c = math.sqrt(1 - ab) / (ab * sigma**2 + 1 - ab)             # d eps / d x
-        dx0 = (1 - math.sqrt(1 - ab) * c) / math.sqrt(ab)              # d x0_hat / d x
+        c = math.sqrt(1 - ab) / (ab * sigma**2 + 1 - ab)  # d eps / d x
+        dx0 = (1 - math.sqrt(1 - ab) * c) / math.sqrt(ab)  # d x0_hat / d x
         var_step = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
         a = math.sqrt(ab_prev) * dx0 + math.sqrt(max(1 - ab_prev - var_step, 0.0)) * c
         v = a * a * v + var_step
@@ -174,8 +195,10 @@ def test_one_ddim_step_with_eta_1_is_one_ddpm_step():
     for t in (49, 20, 1, 0):
         ab, ab_prev = s.alpha_bars[t].item(), s.alpha_bars_prev[t].item()
         for clip in (False, True):
-            torch.testing.assert_close(ddim_step(x, eps, ab, ab_prev, eta=1.0, noise=z, clip_x0=clip),
-                                       ddpm_step(s, x, eps, t, z, clip_x0=clip))
+            torch.testing.assert_close(
+                ddim_step(x, eps, ab, ab_prev, eta=1.0, noise=z, clip_x0=clip),
+                ddpm_step(s, x, eps, t, z, clip_x0=clip),
+            )
     # and the comparison can fail: eta = 0 is another step
     ab, ab_prev = s.alpha_bars[20].item(), s.alpha_bars_prev[20].item()
     assert not torch.allclose(ddim_step(x, eps, ab, ab_prev), ddpm_step(s, x, eps, 20, z))
@@ -184,7 +207,9 @@ def test_one_ddim_step_with_eta_1_is_one_ddpm_step():
 def test_the_last_ddim_step_returns_the_predicted_clean_image_and_a_noisy_step_needs_noise():
     g = torch.Generator().manual_seed(1)
     x, eps = torch.randn(2, 5, generator=g), torch.randn(2, 5, generator=g)
-    torch.testing.assert_close(ddim_step(x, eps, 0.3, 1.0), (x - math.sqrt(0.7) * eps) / math.sqrt(0.3))
+    torch.testing.assert_close(
+        ddim_step(x, eps, 0.3, 1.0), (x - math.sqrt(0.7) * eps) / math.sqrt(0.3)
+    )
     with pytest.raises(ValueError, match="draws noise"):
         ddim_step(x, eps, 0.3, 0.6, eta=0.5)
 
@@ -203,7 +228,9 @@ def test_ddim_with_eta_1_on_every_step_is_ddpm():
     var = sampler_variance(s, SIGMA, list(range(s.steps)), eta=1.0)
     assert abs(var / SIGMA**2 - 1) < 0.01
     check_moments(ddpm_sample(model, s, seed=1, **GAUSS), MU, var, "ddpm")
-    check_moments(ddim_sample(model, s, steps=s.steps, eta=1.0, seed=2, **GAUSS), MU, var, "ddim eta=1")
+    check_moments(
+        ddim_sample(model, s, steps=s.steps, eta=1.0, seed=2, **GAUSS), MU, var, "ddim eta=1"
+    )
 
 
 def test_deterministic_ddim_with_few_steps_recovers_the_distribution_roughly():
@@ -232,15 +259,21 @@ def test_ddim_timesteps_are_evenly_spread_and_end_at_the_noisiest_step():
 def test_a_seed_fixes_the_samples_and_leaves_the_global_generator_alone(sampler):
     s = noise_schedule("linear", 20)
     model = GaussianDenoiser(s, MU, SIGMA)
-    draw = (lambda seed: ddpm_sample(model, s, 5, (2,), seed=seed)) if sampler == "ddpm" else \
-           (lambda seed: ddim_sample(model, s, 5, (2,), steps=10, eta=0.5, seed=seed))
+    draw = (
+        (lambda seed: ddpm_sample(model, s, 5, (2,), seed=seed))
+        if sampler == "ddpm"
+        else (lambda seed: ddim_sample(model, s, 5, (2,), steps=10, eta=0.5, seed=seed))
+    )
     state = torch.get_rng_state()
     a, b, c = draw(7), draw(7), draw(8)
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b) and not torch.allclose(a, c)
     assert a.shape == (5, 2) and a.min() >= 0 and a.max() <= 1  # to_unit: in [0, 1]
-    trajectory = (ddpm_trajectory(model, s, 5, (2,), seed=7) if sampler == "ddpm"
-                  else ddim_trajectory(model, s, 5, (2,), steps=10, eta=0.5, seed=7))
+    trajectory = (
+        ddpm_trajectory(model, s, 5, (2,), seed=7)
+        if sampler == "ddpm"
+        else ddim_trajectory(model, s, 5, (2,), steps=10, eta=0.5, seed=7)
+    )
     assert trajectory.shape == ((21 if sampler == "ddpm" else 11), 5, 2)
     torch.testing.assert_close(((trajectory[-1].clamp(-1, 1) + 1) / 2), a)
 
@@ -280,9 +313,12 @@ def test_guidance_scale_1_is_the_conditional_model_and_0_the_unconditional_one()
     eps_c, eps_u = model(x, t, labels), model(x, t, null)
     torch.testing.assert_close(guided_epsilon(model, x, t, labels, guidance=1.0), eps_c)
     torch.testing.assert_close(guided_epsilon(model, x, t, labels, guidance=0.0), eps_u)
-    torch.testing.assert_close(guided_epsilon(model, x, t, None, guidance=3.0), eps_u)  # no labels: unguided
+    # no labels: unguided
+    torch.testing.assert_close(guided_epsilon(model, x, t, None, guidance=3.0), eps_u)
     # s = 3 is Ho & Salimans' w = 2: (1 + w) eps_c - w eps_u
-    torch.testing.assert_close(guided_epsilon(model, x, t, labels, guidance=3.0), 3 * eps_c - 2 * eps_u)
+    torch.testing.assert_close(
+        guided_epsilon(model, x, t, labels, guidance=3.0), 3 * eps_c - 2 * eps_u
+    )
 
 
 def test_sampler_labels_are_checked_and_passed_through():
@@ -318,7 +354,10 @@ def test_the_loss_is_the_noise_prediction_error_and_1_for_a_zero_predictor():
     # the mean of 8,192 squared standard normals: standard error sqrt(2 / 8192) = 0.016
     assert abs(loss.item() - 1) < Z * math.sqrt(2 / 8192)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert diffusion_loss(zero, s, x0, generator=g1).item() == diffusion_loss(zero, s, x0, generator=g2).item()
+    assert (
+        diffusion_loss(zero, s, x0, generator=g1).item()
+        == diffusion_loss(zero, s, x0, generator=g2).item()
+    )
 
 
 # ---------------------------------------------------------------- EMA
@@ -336,7 +375,8 @@ def test_an_ema_update_is_d_old_plus_1_minus_d_new():
     ema.update(model)
     new = model.state_dict()
     for k, v in ema.model.state_dict().items():
-        if v.dtype.is_floating_point:  # exact up to float32 rounding of the two products and the sum
+        # exact up to float32 rounding of the two products and the sum
+        if v.dtype.is_floating_point:
             torch.testing.assert_close(v, 0.9 * old[k] + 0.1 * new[k], rtol=1e-6, atol=1e-7)
         else:
             assert torch.equal(v, new[k]), k
@@ -346,7 +386,8 @@ def test_an_ema_update_is_d_old_plus_1_minus_d_new():
 def test_ema_warmup_and_callback():
     model = nn.Linear(2, 2)
     ema = EMA(model, decay=0.999)
-    assert ema.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0): the first update mostly copies
+    # (1 + 0) / (10 + 0): the first update mostly copies
+    assert ema.current_decay() == pytest.approx(0.1)
     callback = ema.callback(model, every=2)
     for step in range(1, 5):  # what fit's loop tells it after steps 1..4
         callback.after_step(SimpleNamespace(step=step), {})
@@ -368,9 +409,19 @@ def tiny_run(tmp_path, steps, stop_after=None, also_extra_module=True):
     ema = EMA(model, decay=0.9)
     s = noise_schedule("cosine", 50)
     x, y = torch.rand(16, 1, 4, 4) * 2 - 1, torch.arange(16) % 2
-    fit(model, lambda batch: diffusion_loss(model, s, *batch), (x, y), steps=steps, batch_size=8, device="cpu",
-        progress=False, callbacks=[ema.callback(model)], extra_modules={"ema": ema} if also_extra_module else None,
-        checkpoint_path=tmp_path / "run.pt", stop_after=stop_after)
+    fit(
+        model,
+        lambda batch: diffusion_loss(model, s, *batch),
+        (x, y),
+        steps=steps,
+        batch_size=8,
+        device="cpu",
+        progress=False,
+        callbacks=[ema.callback(model)],
+        extra_modules={"ema": ema} if also_extra_module else None,
+        checkpoint_path=tmp_path / "run.pt",
+        stop_after=stop_after,
+    )
     return ema
 
 

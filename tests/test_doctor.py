@@ -1,4 +1,5 @@
 """`python -m genai_lib doctor` tells the truth about this machine, and fails when a chapter's needs are missing."""
+
 import importlib.metadata as metadata
 import shutil
 
@@ -11,8 +12,17 @@ from genai_lib.cli import main as cli_main
 def test_doctor_reports_ready_here(capsys):
     assert cli_main(["doctor", "--no-benchmark"]) == 0
     out = capsys.readouterr().out
-    for expected in ("Python", "torch", "nbval", "device", "pydoc text (embedded)", "pretrained base",
-                     "verified", "download cache", "Ready"):
+    for expected in (
+        "Python",
+        "torch",
+        "nbval",
+        "device",
+        "pydoc text (embedded)",
+        "pretrained base",
+        "verified",
+        "download cache",
+        "Ready",
+    ):
         assert expected in out
     assert "FAIL" not in out
 
@@ -24,10 +34,15 @@ def test_a_missing_package_is_a_failure_with_the_fix(monkeypatch, capsys):
         if name == "nbval":
             raise metadata.PackageNotFoundError(name)
         return real_version(name)
+
     monkeypatch.setattr(metadata, "version", version)
     assert cli_main(["doctor", "--no-benchmark"]) == 1
     out = capsys.readouterr().out
-    assert "[FAIL] nbval: missing" in out and "pip install -r requirements.txt" in out and "NOT READY" in out
+    assert (
+        "[FAIL] nbval: missing" in out
+        and "pip install -r requirements.txt" in out
+        and "NOT READY" in out
+    )
 
 
 def test_a_tampered_base_model_is_a_failure(tmp_path, monkeypatch):
@@ -71,9 +86,11 @@ def test_estimates_scale_the_reference_times():
 
 
 def test_a_bad_genai_device_is_a_failed_check_not_a_crash(monkeypatch, capsys):
-    monkeypatch.setenv("GENAI_DEVICE", "cuda:7")  # this machine has no such GPU (CI has none at all)
+    # this machine has no such GPU (CI has none at all)
+    monkeypatch.setenv("GENAI_DEVICE", "cuda:7")
     monkeypatch.setattr(doctor.torch.cuda, "is_available", lambda: False)
-    assert cli_main(["doctor"]) == 1  # the micro-benchmark is skipped: it would train on that device
+    # the micro-benchmark is skipped: it would train on that device
+    assert cli_main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] device" in out and "GENAI_DEVICE='cuda:7'" in out and "NOT READY" in out
 

@@ -17,6 +17,7 @@ tests read it:
 A wrong answer that a checker cannot reject is a reason to fix the checker, not to drop the case.
 The expensive contexts (a trained VAE, the GAN's data and classifier) are built once and cached.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,9 @@ import importlib
 import inspect
 import math
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -36,8 +38,17 @@ from genai_lib import seed_everything
 from genai_lib.data.bpe import _merge as bpe_merge
 from genai_lib.data.instructions import IGNORE
 from genai_lib.diffusion import noise_schedule
-from genai_lib.exercises import (ExerciseError, autoregressive, diffusion, finetuning, gan,
-                                 gan_practice, scaling, vae, welcome)
+from genai_lib.exercises import (
+    ExerciseError,
+    autoregressive,
+    diffusion,
+    finetuning,
+    gan,
+    gan_practice,
+    scaling,
+    vae,
+    welcome,
+)
 
 
 class Wrong(NamedTuple):
@@ -57,8 +68,8 @@ class Case:
     wrong: list[Wrong]
     # run(checker, answer, seed) calls the checker; by default checker(answer)
     run: Callable[[Callable[..., None], Any, int], None] | None = None
-    seeds: tuple[int, ...] = (0,)       # statistical checkers: each right answer for each seed
-    takes_function: bool = True         # the answer is a function, so a stub says "Not done yet"
+    seeds: tuple[int, ...] = (0,)  # statistical checkers: each right answer for each seed
+    takes_function: bool = True  # the answer is a function, so a stub says "Not done yet"
 
     def check(self, answer: Any, seed: int = 0) -> None:
         if self.run is None:
@@ -80,8 +91,11 @@ def identity(v):
 
 def gaussian_nll(x, mu, s, constant=True, sigma_is_variance=False):
     var = s if sigma_is_variance else s**2
-    return (0.5 * math.log(2 * math.pi * var) - (0 if constant else 0.5 * math.log(2 * math.pi))
-            + (x - mu) ** 2 / (2 * var)).mean()
+    return (
+        0.5 * math.log(2 * math.pi * var)
+        - (0 if constant else 0.5 * math.log(2 * math.pi))
+        + (x - mu) ** 2 / (2 * var)
+    ).mean()
 
 
 def sample_mixture(weights, means, stds, n, generator, pick_uniformly=False):
@@ -91,7 +105,7 @@ def sample_mixture(weights, means, stds, n, generator, pick_uniformly=False):
 
 
 def mixture_log_prob(x, w, m, s, combine="logsumexp"):
-    log_components = torch.distributions.Normal(m, s).log_prob(x[:, None]) + w.log()   # (N, K)
+    log_components = torch.distributions.Normal(m, s).log_prob(x[:, None]) + w.log()  # (N, K)
     if combine == "log of sum":
         return log_components.exp().sum(1).log()
     if combine == "sum of logs":
@@ -100,25 +114,56 @@ def mixture_log_prob(x, w, m, s, combine="logsumexp"):
 
 
 WELCOME = [
-    Case(welcome.check_gaussian_nll,
-         right=[gaussian_nll],
-         wrong=[Wrong("no 1/sqrt(2 pi)", "constant is missing",
-                      lambda x, mu, s: gaussian_nll(x, mu, s, constant=False)),
-                Wrong("sigma used as a variance", "not a variance",
-                      lambda x, mu, s: gaussian_nll(x, mu, s, sigma_is_variance=True))]),
-    Case(welcome.check_sample_mixture,
-         right=[sample_mixture],
-         wrong=[Wrong("components chosen uniformly", "probability pi_k",
-                      lambda *a: sample_mixture(*a, pick_uniformly=True)),
-                Wrong("noise not scaled", "Scale the noise",
-                      lambda w, m, s, n, g: sample_mixture(w, m, torch.ones_like(s), n, g))],
-         run=lambda check, fn, seed: check(fn, seed=seed), seeds=(0, 1, 2)),
-    Case(welcome.check_mixture_log_prob,
-         right=[mixture_log_prob],
-         wrong=[Wrong("log of a sum of densities: -inf far away", "logsumexp",
-                      lambda *a: mixture_log_prob(*a, combine="log of sum")),
-                Wrong("a sum of the logs", "not a sum of their logs",
-                      lambda *a: mixture_log_prob(*a, combine="sum of logs"))]),
+    Case(
+        welcome.check_gaussian_nll,
+        right=[gaussian_nll],
+        wrong=[
+            Wrong(
+                "no 1/sqrt(2 pi)",
+                "constant is missing",
+                lambda x, mu, s: gaussian_nll(x, mu, s, constant=False),
+            ),
+            Wrong(
+                "sigma used as a variance",
+                "not a variance",
+                lambda x, mu, s: gaussian_nll(x, mu, s, sigma_is_variance=True),
+            ),
+        ],
+    ),
+    Case(
+        welcome.check_sample_mixture,
+        right=[sample_mixture],
+        wrong=[
+            Wrong(
+                "components chosen uniformly",
+                "probability pi_k",
+                lambda *a: sample_mixture(*a, pick_uniformly=True),
+            ),
+            Wrong(
+                "noise not scaled",
+                "Scale the noise",
+                lambda w, m, s, n, g: sample_mixture(w, m, torch.ones_like(s), n, g),
+            ),
+        ],
+        run=lambda check, fn, seed: check(fn, seed=seed),
+        seeds=(0, 1, 2),
+    ),
+    Case(
+        welcome.check_mixture_log_prob,
+        right=[mixture_log_prob],
+        wrong=[
+            Wrong(
+                "log of a sum of densities: -inf far away",
+                "logsumexp",
+                lambda *a: mixture_log_prob(*a, combine="log of sum"),
+            ),
+            Wrong(
+                "a sum of the logs",
+                "not a sum of their logs",
+                lambda *a: mixture_log_prob(*a, combine="sum of logs"),
+            ),
+        ],
+    ),
 ]
 
 
@@ -159,16 +204,27 @@ def trained_vae():
     data = load_digits()
     seed_everything(0)
     model = VAE(image_shape=data.shape, latent_dim=16, arch="mlp")
-    fit(model, lambda x: vae_loss(model, binarize(x)), data.train_images, steps=15 * 11,
-        batch_size=128, lr=1e-3, warmup_steps=11, progress=False)
+    fit(
+        model,
+        lambda x: vae_loss(model, binarize(x)),
+        data.train_images,
+        steps=15 * 11,
+        batch_size=128,
+        lr=1e-3,
+        warmup_steps=11,
+        progress=False,
+    )
     x_val = binarize(data.val_images, torch.Generator().manual_seed(1234))
     return model.eval(), x_val[:100]
 
 
 def log_weights(model, x, k, prior=True):
     """log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x): ``(k, N)``."""
-    from genai_lib.losses import (bernoulli_log_likelihood, gaussian_log_prob,
-                                  standard_normal_log_prob)
+    from genai_lib.losses import (
+        bernoulli_log_likelihood,
+        gaussian_log_prob,
+        standard_normal_log_prob,
+    )
 
     mu, logvar = model.encode(x)
     z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape)
@@ -201,8 +257,9 @@ def inverse(beta: float) -> float:
 
 
 @functools.cache
-def beta_sweep(seed: int, weight: Callable[[float], float] = identity, betas=(0.5, 2.0, 8.0),
-               epochs=3):
+def beta_sweep(
+    seed: int, weight: Callable[[float], float] = identity, betas=(0.5, 2.0, 8.0), epochs=3
+):
     """Chapter 01b's exercise 3 in fast mode: one MLP VAE per beta, its KL weighted by
     ``weight(beta)`` in the loss. Returns ``{beta: {"kl", "recon_nll"}}``, held-out means in nats
     per image (5 repeats over the 359 images)."""
@@ -217,12 +274,22 @@ def beta_sweep(seed: int, weight: Callable[[float], float] = identity, betas=(0.
     for beta in betas:
         seed_everything(seed)
         model = VAE(image_shape=data.shape, latent_dim=16, arch="mlp")
-        fit(model, lambda x: vae_loss(model, binarize(x), beta=weight(beta)), data.train_images,
-            steps=epochs * 11, batch_size=128, lr=1e-3, warmup_steps=11, progress=False)
+        fit(
+            model,
+            lambda x, model=model, beta=beta: vae_loss(model, binarize(x), beta=weight(beta)),
+            data.train_images,
+            steps=epochs * 11,
+            batch_size=128,
+            lr=1e-3,
+            warmup_steps=11,
+            progress=False,
+        )
         with torch.no_grad():
             terms = [elbo(model.eval(), x_val) for _ in range(5)]
-        results[beta] = {"kl": torch.stack([t["kl"] for t in terms]).mean().item(),
-                         "recon_nll": -torch.stack([t["recon"] for t in terms]).mean().item()}
+        results[beta] = {
+            "kl": torch.stack([t["kl"] for t in terms]).mean().item(),
+            "recon_nll": -torch.stack([t["recon"] for t in terms]).mean().item(),
+        }
     return results
 
 
@@ -235,63 +302,142 @@ def prior_probabilities(x):
 
 
 VAE_CASES = [
-    Case(vae.check_kl_two_gaussians,
-         right=[kl_gaussians],
-         wrong=[Wrong("KL against N(0, I)", "KL against N\\(0, I\\)",
-                      lambda mq, lq, mp, lp: 0.5 * (mq**2 + lq.exp() - lq - 1).sum(-1)),
-                Wrong("KL(p || q)", "swapped", lambda mq, lq, mp, lp: kl_gaussians(mp, lp, mq, lq)),
-                Wrong("the 1/2 left out", "Not equal to the exact KL",
-                      lambda mq, lq, mp, lp: 2 * kl_gaussians(mq, lq, mp, lp))]),
-    Case(vae.check_gaussian_log_likelihood,
-         right=[gaussian_log_likelihood],
-         wrong=[Wrong("minus the squared error", "squared error",
-                      lambda x, m, s: -((x - m) ** 2).flatten(1).sum(-1)),
-                Wrong("averaged over pixels", "Sum over the 64 pixels",
-                      lambda x, m, s: gaussian_log_likelihood(x, m, s, reduce="mean")),
-                Wrong("no normalising constant", "Per pixel",
-                      lambda x, m, s: gaussian_log_likelihood(x, m, s, constant=False))]),
-    Case(vae.check_posterior,
-         right=[lambda x: (mixture_log_joint(x)
-                           - torch.logsumexp(mixture_log_joint(x), 1, keepdim=True)).exp(),
-                lambda x: torch.softmax(mixture_log_joint(x), dim=1)],
-         wrong=[Wrong("log-probabilities", "cannot be negative",
-                      lambda x: torch.log_softmax(mixture_log_joint(x), dim=1)),
-                Wrong("not normalised", "must sum to 1", lambda x: mixture_log_joint(x).exp()),
-                Wrong("normalised over the points", "must sum to 1",
-                      lambda x: torch.softmax(mixture_log_joint(x), dim=0)),
-                Wrong("the prior", "not the posterior", prior_probabilities)],
-         run=lambda check, fn, seed: check(fn, mixture_log_joint, posterior_points())),
-    Case(vae.check_active_units,
-         right=[lambda mu, threshold=0.01: int((mu.var(dim=0) > threshold).sum())],
-         wrong=[Wrong("size instead of variation", "across images",
-                      lambda mu, t=0.01: int((mu.abs().mean(0) > t).sum())),
-                Wrong("standard deviation against the threshold", "not the standard deviation",
-                      lambda mu, t=0.01: int((mu.std(0) > t).sum()))]),
-    Case(vae.check_iwae,
-         right=[iwae, iwae_one_at_a_time],
-         wrong=[Wrong("mean of the log-weights", "not the mean of the log",
-                      lambda m, x, k: log_weights(m, x, k).mean(0)),
-                Wrong("no - log k", "Subtract log k",
-                      lambda m, x, k: torch.logsumexp(log_weights(m, x, k), dim=0)),
-                Wrong("log of a mean of exp: underflows", "underflows",
-                      lambda m, x, k: log_weights(m, x, k).exp().mean(0).log()),
-                Wrong("log p(z) left out", "three log-densities",
-                      lambda m, x, k: torch.logsumexp(log_weights(m, x, k, prior=False), 0)
-                      - math.log(k))],
-         run=run_iwae, seeds=(0, 1, 2)),
+    Case(
+        vae.check_kl_two_gaussians,
+        right=[kl_gaussians],
+        wrong=[
+            Wrong(
+                "KL against N(0, I)",
+                "KL against N\\(0, I\\)",
+                lambda mq, lq, mp, lp: 0.5 * (mq**2 + lq.exp() - lq - 1).sum(-1),
+            ),
+            Wrong("KL(p || q)", "swapped", lambda mq, lq, mp, lp: kl_gaussians(mp, lp, mq, lq)),
+            Wrong(
+                "the 1/2 left out",
+                "Not equal to the exact KL",
+                lambda mq, lq, mp, lp: 2 * kl_gaussians(mq, lq, mp, lp),
+            ),
+        ],
+    ),
+    Case(
+        vae.check_gaussian_log_likelihood,
+        right=[gaussian_log_likelihood],
+        wrong=[
+            Wrong(
+                "minus the squared error",
+                "squared error",
+                lambda x, m, s: -((x - m) ** 2).flatten(1).sum(-1),
+            ),
+            Wrong(
+                "averaged over pixels",
+                "Sum over the 64 pixels",
+                lambda x, m, s: gaussian_log_likelihood(x, m, s, reduce="mean"),
+            ),
+            Wrong(
+                "no normalising constant",
+                "Per pixel",
+                lambda x, m, s: gaussian_log_likelihood(x, m, s, constant=False),
+            ),
+        ],
+    ),
+    Case(
+        vae.check_posterior,
+        right=[
+            lambda x: (
+                mixture_log_joint(x) - torch.logsumexp(mixture_log_joint(x), 1, keepdim=True)
+            ).exp(),
+            lambda x: torch.softmax(mixture_log_joint(x), dim=1),
+        ],
+        wrong=[
+            Wrong(
+                "log-probabilities",
+                "cannot be negative",
+                lambda x: torch.log_softmax(mixture_log_joint(x), dim=1),
+            ),
+            Wrong("not normalised", "must sum to 1", lambda x: mixture_log_joint(x).exp()),
+            Wrong(
+                "normalised over the points",
+                "must sum to 1",
+                lambda x: torch.softmax(mixture_log_joint(x), dim=0),
+            ),
+            Wrong("the prior", "not the posterior", prior_probabilities),
+        ],
+        run=lambda check, fn, seed: check(fn, mixture_log_joint, posterior_points()),
+    ),
+    Case(
+        vae.check_active_units,
+        right=[lambda mu, threshold=0.01: int((mu.var(dim=0) > threshold).sum())],
+        wrong=[
+            Wrong(
+                "size instead of variation",
+                "across images",
+                lambda mu, t=0.01: int((mu.abs().mean(0) > t).sum()),
+            ),
+            Wrong(
+                "standard deviation against the threshold",
+                "not the standard deviation",
+                lambda mu, t=0.01: int((mu.std(0) > t).sum()),
+            ),
+        ],
+    ),
+    Case(
+        vae.check_iwae,
+        right=[iwae, iwae_one_at_a_time],
+        wrong=[
+            Wrong(
+                "mean of the log-weights",
+                "not the mean of the log",
+                lambda m, x, k: log_weights(m, x, k).mean(0),
+            ),
+            Wrong(
+                "no - log k",
+                "Subtract log k",
+                lambda m, x, k: torch.logsumexp(log_weights(m, x, k), dim=0),
+            ),
+            Wrong(
+                "log of a mean of exp: underflows",
+                "underflows",
+                lambda m, x, k: log_weights(m, x, k).exp().mean(0).log(),
+            ),
+            Wrong(
+                "log p(z) left out",
+                "three log-densities",
+                lambda m, x, k: torch.logsumexp(log_weights(m, x, k, prior=False), 0) - math.log(k),
+            ),
+        ],
+        run=run_iwae,
+        seeds=(0, 1, 2),
+    ),
     # The answer to this exercise is a dict of results: each "answer" here makes one from a seed.
-    Case(vae.check_beta_sweep,
-         right=[beta_sweep],
-         wrong=[Wrong("beta not passed to the training", "barely changes",
-                      lambda seed: beta_sweep(seed, weight=one)),
-                Wrong("KL divided by beta", "should fall as beta grows",
-                      lambda seed: beta_sweep(seed, weight=inverse)),
-                Wrong("kl and recon_nll swapped", "should fall as beta grows",
-                      lambda seed: swap_keys(beta_sweep(seed))),
-                Wrong("betas too close", "at least a factor",
-                      lambda seed: beta_sweep(seed, betas=(0.8, 1.0, 1.25)))],
-         run=lambda check, make_results, seed: check(make_results(seed)), seeds=(0, 1, 2),
-         takes_function=False),
+    Case(
+        vae.check_beta_sweep,
+        right=[beta_sweep],
+        wrong=[
+            Wrong(
+                "beta not passed to the training",
+                "barely changes",
+                lambda seed: beta_sweep(seed, weight=one),
+            ),
+            Wrong(
+                "KL divided by beta",
+                "should fall as beta grows",
+                lambda seed: beta_sweep(seed, weight=inverse),
+            ),
+            Wrong(
+                "kl and recon_nll swapped",
+                "should fall as beta grows",
+                lambda seed: swap_keys(beta_sweep(seed)),
+            ),
+            Wrong(
+                "betas too close",
+                "at least a factor",
+                lambda seed: beta_sweep(seed, betas=(0.8, 1.0, 1.25)),
+            ),
+        ],
+        run=lambda check, make_results, seed: check(make_results(seed)),
+        seeds=(0, 1, 2),
+        takes_function=False,
+    ),
 ]
 
 
@@ -308,46 +454,88 @@ def jsd(p, q, zero_safe=True, scale=1.0):
     def kl(a, b):
         terms = a * (a / b).log()
         return (torch.where(a > 0, terms, torch.zeros_like(a)) if zero_safe else terms).sum(-1)
+
     return scale * (0.5 * kl(p, m) + 0.5 * kl(q, m))
 
 
 GAN_CASES = [
-    Case(gan.check_optimal_discriminator,
-         right=[lambda lpd, lpg: torch.sigmoid(lpd - lpg)],
-         wrong=[Wrong("probability of fake", "probability that x is \\*fake\\*",
-                      lambda lpd, lpg: torch.sigmoid(lpg - lpd)),
-                Wrong("density ratio", "density ratio", lambda lpd, lpg: (lpd - lpg).exp()),
-                Wrong("densities divided directly: 0 / 0 far out", "underflows",
-                      lambda lpd, lpg: lpd.exp() / (lpd.exp() + lpg.exp()))]),
-    Case(gan.check_nonsaturating_loss,
-         right=[nonsaturating,
-                lambda logits: F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))],
-         wrong=[Wrong("the saturating loss", "saturating loss",
-                      lambda l: torch.log1p(-torch.sigmoid(l)).mean()),
-                Wrong("wrong sign", "wrong sign", lambda l: -nonsaturating(l)),
-                Wrong("summed over the batch", "summed over the batch",
-                      lambda l: F.softplus(-l).sum()),
-                Wrong("log of a sigmoid: -inf", "rounds to 0",
-                      lambda l: -torch.sigmoid(l).log().mean()),
-                Wrong("clamped probability", "clamp kills the gradient",
-                      lambda l: -torch.sigmoid(l).clamp_min(1e-7).log().mean())]),
-    Case(gan.check_jsd,
-         right=[jsd],
-         wrong=[Wrong("KL(p || q)", "That is KL", lambda p, q: (p * (p / q).log()).sum(-1)),
-                Wrong("twice the JSD", "Twice the JSD", lambda p, q: jsd(p, q, scale=2.0)),
-                Wrong("in bits", "in bits", lambda p, q: jsd(p, q, scale=1 / math.log(2))),
-                Wrong("0 log 0 not handled", "0 log 0 = 0",
-                      lambda p, q: jsd(p, q, zero_safe=False))]),
+    Case(
+        gan.check_optimal_discriminator,
+        right=[lambda lpd, lpg: torch.sigmoid(lpd - lpg)],
+        wrong=[
+            Wrong(
+                "probability of fake",
+                "probability that x is \\*fake\\*",
+                lambda lpd, lpg: torch.sigmoid(lpg - lpd),
+            ),
+            Wrong("density ratio", "density ratio", lambda lpd, lpg: (lpd - lpg).exp()),
+            Wrong(
+                "densities divided directly: 0 / 0 far out",
+                "underflows",
+                lambda lpd, lpg: lpd.exp() / (lpd.exp() + lpg.exp()),
+            ),
+        ],
+    ),
+    Case(
+        gan.check_nonsaturating_loss,
+        right=[
+            nonsaturating,
+            lambda logits: F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)),
+        ],
+        wrong=[
+            Wrong(
+                "the saturating loss",
+                "saturating loss",
+                lambda l: torch.log1p(-torch.sigmoid(l)).mean(),
+            ),
+            Wrong("wrong sign", "wrong sign", lambda l: -nonsaturating(l)),
+            Wrong("summed over the batch", "summed over the batch", lambda l: F.softplus(-l).sum()),
+            Wrong(
+                "log of a sigmoid: -inf", "rounds to 0", lambda l: -torch.sigmoid(l).log().mean()
+            ),
+            Wrong(
+                "clamped probability",
+                "clamp kills the gradient",
+                lambda l: -torch.sigmoid(l).clamp_min(1e-7).log().mean(),
+            ),
+        ],
+    ),
+    Case(
+        gan.check_jsd,
+        right=[jsd],
+        wrong=[
+            Wrong("KL(p || q)", "That is KL", lambda p, q: (p * (p / q).log()).sum(-1)),
+            Wrong("twice the JSD", "Twice the JSD", lambda p, q: jsd(p, q, scale=2.0)),
+            Wrong("in bits", "in bits", lambda p, q: jsd(p, q, scale=1 / math.log(2))),
+            Wrong("0 log 0 not handled", "0 log 0 = 0", lambda p, q: jsd(p, q, zero_safe=False)),
+        ],
+    ),
 ]
 
 
 # ---------------------------------------------------------------- 02b: GANs on digits
 
 
-def gan_loop(generator, discriminator, real_images, steps, lr=2e-4, batch_size=64, *,
-             one_optimizer=False, attached=False, regenerate=False, fake_label=False,
-             sigmoid=False, no_real=False, detach_g=False, zero_d=True, zero_g=True,
-             zero_after_step=False, stop_after=None):
+def gan_loop(
+    generator,
+    discriminator,
+    real_images,
+    steps,
+    lr=2e-4,
+    batch_size=64,
+    *,
+    one_optimizer=False,
+    attached=False,
+    regenerate=False,
+    fake_label=False,
+    sigmoid=False,
+    no_real=False,
+    detach_g=False,
+    zero_d=True,
+    zero_g=True,
+    zero_after_step=False,
+    stop_after=None,
+):
     """Chapter 02b's loop with its four bugs fixed; each flag puts one mistake back."""
     if one_optimizer:
         both = list(generator.parameters()) + list(discriminator.parameters())
@@ -384,9 +572,20 @@ def gan_loop(generator, discriminator, real_images, steps, lr=2e-4, batch_size=6
             return
 
 
-def gan_loop_variant(generator, discriminator, real_images, steps, lr=2e-4, batch_size=64, *,
-                     probabilities=False, two_backwards=False, generator_first=False,
-                     one_batch=False, no_grad_fakes=False):
+def gan_loop_variant(
+    generator,
+    discriminator,
+    real_images,
+    steps,
+    lr=2e-4,
+    batch_size=64,
+    *,
+    probabilities=False,
+    two_backwards=False,
+    generator_first=False,
+    one_batch=False,
+    no_grad_fakes=False,
+):
     """Right loops written differently: BCE on sigmoid outputs (the same gradients, less
     stable); the real and fake terms backpropagated separately; the generator's step first;
     real and fake images in one batch; the discriminator's fakes made under no_grad."""
@@ -442,6 +641,7 @@ def gan_context():
 
     def score(generator, seed=0):
         return fd_digits(classifier, generate(generator, 359, seed=seed), real_eval)
+
     return data, data.train_images * 2 - 1, score
 
 
@@ -453,6 +653,7 @@ def gan_models(seed):
     def make_models():
         seed_everything(seed)
         return DCGenerator(32, data.shape), DCDiscriminator(data.shape)
+
     return make_models
 
 
@@ -476,50 +677,102 @@ def fd_1d(a, b, variances=False, square_mean=True, root=False):
 
 
 GAN_PRACTICE_CASES = [
-    Case(gan_practice.check_fixed_training,
-         right=[gan_loop],
-         wrong=[Wrong("one optimizer for both networks",
-                      "One optimizer holds the parameters of both",
-                      functools.partial(gan_loop, one_optimizer=True)),
-                Wrong("fakes not detached (and reused)", "Detach the fakes",
-                      functools.partial(gan_loop, attached=True)),
-                Wrong("fakes not detached (fresh fakes for G)",
-                      "Detach the fakes for the discriminator",
-                      functools.partial(gan_loop, attached=True, regenerate=True)),
-                Wrong("generator trained towards fake", "towards the label 0",
-                      functools.partial(gan_loop, fake_label=True)),
-                Wrong("sigmoid into a from-logits loss", "not torch.sigmoid",
-                      functools.partial(gan_loop, sigmoid=True)),
-                Wrong("the discriminator never sees real images", "never sees a real image",
-                      functools.partial(gan_loop, no_real=True)),
-                Wrong("fakes detached in the generator's step too", "does not reach the generator",
-                      functools.partial(gan_loop, detach_g=True)),
-                Wrong("the generator's gradients never zeroed",
-                      "add up across steps. Call opt_g.zero_grad",
-                      functools.partial(gan_loop, zero_g=False)),
-                Wrong("the discriminator's gradients never zeroed",
-                      "its gradients add up. Call opt_d.zero_grad",
-                      functools.partial(gan_loop, zero_d=False)),
-                Wrong("gradients zeroed after each step: G's loss reaches D's next step",
-                      "the generator's loss, which also flows",
-                      functools.partial(gan_loop, zero_after_step=True)),
-                Wrong("a return inside the loop", "indented",
-                      functools.partial(gan_loop, stop_after=1))],
-         run=run_fixed_training, seeds=(0, 1)),
-    Case(gan_practice.check_covered_classes,
-         right=[covered],
-         wrong=[Wrong("classes present, not classes with 1%", "\\*share\\*",
-                      lambda p, n_classes=10, min_share=0.01: len(p.unique())),
-                Wrong("sample counts against min_share", "\\*share\\*",
-                      lambda p, n_classes=10, min_share=0.01:
-                      int((torch.bincount(p, minlength=n_classes) >= min_share).sum()))]),
-    Case(gan_practice.check_fd_1d,
-         right=[fd_1d],
-         wrong=[Wrong("variances", "not variances", lambda a, b: fd_1d(a, b, variances=True)),
-                Wrong("mean difference not squared", "both differences squared",
-                      lambda a, b: fd_1d(a, b, square_mean=False)),
-                Wrong("the square root (a distance, not its square)", "both differences squared",
-                      lambda a, b: fd_1d(a, b, root=True))]),
+    Case(
+        gan_practice.check_fixed_training,
+        right=[gan_loop],
+        wrong=[
+            Wrong(
+                "one optimizer for both networks",
+                "One optimizer holds the parameters of both",
+                functools.partial(gan_loop, one_optimizer=True),
+            ),
+            Wrong(
+                "fakes not detached (and reused)",
+                "Detach the fakes",
+                functools.partial(gan_loop, attached=True),
+            ),
+            Wrong(
+                "fakes not detached (fresh fakes for G)",
+                "Detach the fakes for the discriminator",
+                functools.partial(gan_loop, attached=True, regenerate=True),
+            ),
+            Wrong(
+                "generator trained towards fake",
+                "towards the label 0",
+                functools.partial(gan_loop, fake_label=True),
+            ),
+            Wrong(
+                "sigmoid into a from-logits loss",
+                "not torch.sigmoid",
+                functools.partial(gan_loop, sigmoid=True),
+            ),
+            Wrong(
+                "the discriminator never sees real images",
+                "never sees a real image",
+                functools.partial(gan_loop, no_real=True),
+            ),
+            Wrong(
+                "fakes detached in the generator's step too",
+                "does not reach the generator",
+                functools.partial(gan_loop, detach_g=True),
+            ),
+            Wrong(
+                "the generator's gradients never zeroed",
+                "add up across steps. Call opt_g.zero_grad",
+                functools.partial(gan_loop, zero_g=False),
+            ),
+            Wrong(
+                "the discriminator's gradients never zeroed",
+                "its gradients add up. Call opt_d.zero_grad",
+                functools.partial(gan_loop, zero_d=False),
+            ),
+            Wrong(
+                "gradients zeroed after each step: G's loss reaches D's next step",
+                "the generator's loss, which also flows",
+                functools.partial(gan_loop, zero_after_step=True),
+            ),
+            Wrong(
+                "a return inside the loop", "indented", functools.partial(gan_loop, stop_after=1)
+            ),
+        ],
+        run=run_fixed_training,
+        seeds=(0, 1),
+    ),
+    Case(
+        gan_practice.check_covered_classes,
+        right=[covered],
+        wrong=[
+            Wrong(
+                "classes present, not classes with 1%",
+                "\\*share\\*",
+                lambda p, n_classes=10, min_share=0.01: len(p.unique()),
+            ),
+            Wrong(
+                "sample counts against min_share",
+                "\\*share\\*",
+                lambda p, n_classes=10, min_share=0.01: int(
+                    (torch.bincount(p, minlength=n_classes) >= min_share).sum()
+                ),
+            ),
+        ],
+    ),
+    Case(
+        gan_practice.check_fd_1d,
+        right=[fd_1d],
+        wrong=[
+            Wrong("variances", "not variances", lambda a, b: fd_1d(a, b, variances=True)),
+            Wrong(
+                "mean difference not squared",
+                "both differences squared",
+                lambda a, b: fd_1d(a, b, square_mean=False),
+            ),
+            Wrong(
+                "the square root (a distance, not its square)",
+                "both differences squared",
+                lambda a, b: fd_1d(a, b, root=True),
+            ),
+        ],
+    ),
 ]
 
 
@@ -527,9 +780,9 @@ GAN_PRACTICE_CASES = [
 
 
 def smoothed(c, a, total="right"):
-    if total == "no alpha":                 # alpha added to the counts, not to the total
+    if total == "no alpha":  # alpha added to the counts, not to the total
         return (c + a) / (c.sum(1, keepdim=True) + a)
-    if total == "columns":                  # normalised over the wrong dimension
+    if total == "columns":  # normalised over the wrong dimension
         return (c + a) / (c.sum(0, keepdim=True) + a * c.shape[0])
     if total == "no smoothing":
         return c / c.sum(1, keepdim=True)
@@ -538,7 +791,7 @@ def smoothed(c, a, total="right"):
 
 def bits_and_perplexity(p):
     b = -torch.log2(p).mean().item()
-    return b, 2 ** b
+    return b, 2**b
 
 
 def context_windows(t, n, pad, right_pad=False, shift=0):
@@ -551,13 +804,13 @@ def attention(q, k, v, mask="causal", scale=True):
     ones = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool)
     if mask == "causal":
         scores = scores.masked_fill(torch.triu(ones, 1), float("-inf"))
-    elif mask == "past":                    # the mask the wrong way round: the past hidden
+    elif mask == "past":  # the mask the wrong way round: the past hidden
         scores = scores.masked_fill(torch.tril(ones, -1), float("-inf"))
     return scores.softmax(dim=-1) @ v
 
 
 def top_k(logits, k, how="right"):
-    if how == "one threshold":              # one threshold for the whole batch
+    if how == "one threshold":  # one threshold for the whole batch
         return logits.masked_fill(logits < logits.flatten().topk(k).values[-1], float("-inf"))
     if how == "smallest":
         kth = logits.topk(k, dim=-1, largest=False).values[:, -1:]
@@ -573,45 +826,87 @@ def merge_overlapping(ids, pair, new_id):
 def merge_first_only(ids, pair, new_id):
     for i in range(len(ids) - 1):
         if (ids[i], ids[i + 1]) == pair:
-            return ids[:i] + [new_id] + ids[i + 2:]
+            return ids[:i] + [new_id] + ids[i + 2 :]
     return list(ids)
 
 
 AUTOREGRESSIVE_CASES = [
-    Case(autoregressive.check_smoothed_bigram,
-         right=[smoothed],
-         wrong=[Wrong("alpha added to the counts, not to the total", "must sum to 1",
-                      lambda c, a: smoothed(c, a, "no alpha")),
-                Wrong("no smoothing", "must sum to 1", lambda c, a: smoothed(c, a, "no smoothing")),
-                Wrong("normalised over columns", "must sum to 1",
-                      lambda c, a: smoothed(c, a, "columns"))]),
-    Case(autoregressive.check_bits_and_perplexity,
-         right=[bits_and_perplexity],
-         wrong=[Wrong("natural log", "log base 2", lambda p: (-torch.log(p).mean().item(), 4.0)),
-                Wrong("mean of per-token perplexities", "exponentiate",
-                      lambda p: (-torch.log2(p).mean().item(), (1 / p).mean().item()))]),
-    Case(autoregressive.check_context_windows,
-         right=[context_windows],
-         wrong=[Wrong("windows one too far: they hold the target", "t \\+ 1",
-                      lambda t, n, pad: context_windows(t, n, pad, shift=1)),
-                Wrong("padded on the right", "padded on the left",
-                      lambda t, n, pad: context_windows(t, n, pad, right_pad=True))]),
-    Case(autoregressive.check_causal_attention,
-         right=[attention, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)],
-         wrong=[Wrong("no mask", "no causal mask", lambda q, k, v: attention(q, k, v, mask=None)),
-                Wrong("no 1/sqrt(d)", "sqrt", lambda q, k, v: attention(q, k, v, scale=False)),
-                Wrong("the mask the wrong way round", "triu",
-                      lambda q, k, v: attention(q, k, v, mask="past"))]),
-    Case(autoregressive.check_top_k_filter,
-         right=[top_k],
-         wrong=[Wrong("one threshold for the whole batch", "its own",
-                      lambda logits, k: top_k(logits, k, "one threshold")),
-                Wrong("the k smallest kept", "its own",
-                      lambda logits, k: top_k(logits, k, "smallest"))]),
-    Case(autoregressive.check_bpe_merge,
-         right=[bpe_merge],  # the library's own merge is a right answer
-         wrong=[Wrong("overlapping pairs both merged", "skip both", merge_overlapping),
-                Wrong("only the first occurrence", "should give", merge_first_only)]),
+    Case(
+        autoregressive.check_smoothed_bigram,
+        right=[smoothed],
+        wrong=[
+            Wrong(
+                "alpha added to the counts, not to the total",
+                "must sum to 1",
+                lambda c, a: smoothed(c, a, "no alpha"),
+            ),
+            Wrong("no smoothing", "must sum to 1", lambda c, a: smoothed(c, a, "no smoothing")),
+            Wrong(
+                "normalised over columns", "must sum to 1", lambda c, a: smoothed(c, a, "columns")
+            ),
+        ],
+    ),
+    Case(
+        autoregressive.check_bits_and_perplexity,
+        right=[bits_and_perplexity],
+        wrong=[
+            Wrong("natural log", "log base 2", lambda p: (-torch.log(p).mean().item(), 4.0)),
+            Wrong(
+                "mean of per-token perplexities",
+                "exponentiate",
+                lambda p: (-torch.log2(p).mean().item(), (1 / p).mean().item()),
+            ),
+        ],
+    ),
+    Case(
+        autoregressive.check_context_windows,
+        right=[context_windows],
+        wrong=[
+            Wrong(
+                "windows one too far: they hold the target",
+                "t \\+ 1",
+                lambda t, n, pad: context_windows(t, n, pad, shift=1),
+            ),
+            Wrong(
+                "padded on the right",
+                "padded on the left",
+                lambda t, n, pad: context_windows(t, n, pad, right_pad=True),
+            ),
+        ],
+    ),
+    Case(
+        autoregressive.check_causal_attention,
+        right=[attention, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)],
+        wrong=[
+            Wrong("no mask", "no causal mask", lambda q, k, v: attention(q, k, v, mask=None)),
+            Wrong("no 1/sqrt(d)", "sqrt", lambda q, k, v: attention(q, k, v, scale=False)),
+            Wrong(
+                "the mask the wrong way round",
+                "triu",
+                lambda q, k, v: attention(q, k, v, mask="past"),
+            ),
+        ],
+    ),
+    Case(
+        autoregressive.check_top_k_filter,
+        right=[top_k],
+        wrong=[
+            Wrong(
+                "one threshold for the whole batch",
+                "its own",
+                lambda logits, k: top_k(logits, k, "one threshold"),
+            ),
+            Wrong("the k smallest kept", "its own", lambda logits, k: top_k(logits, k, "smallest")),
+        ],
+    ),
+    Case(
+        autoregressive.check_bpe_merge,
+        right=[bpe_merge],  # the library's own merge is a right answer
+        wrong=[
+            Wrong("overlapping pairs both merged", "skip both", merge_overlapping),
+            Wrong("only the first occurrence", "should give", merge_first_only),
+        ],
+    ),
 ]
 
 
@@ -622,7 +917,7 @@ def masking(prompt, response, block_size, pad_id, masked_prompt_positions=None):
     ids = torch.tensor(prompt + response)
     inputs = torch.full((block_size,), pad_id)
     targets = torch.full((block_size,), IGNORE)
-    inputs[:len(ids) - 1], targets[:len(ids) - 1] = ids[:-1], ids[1:]
+    inputs[: len(ids) - 1], targets[: len(ids) - 1] = ids[:-1], ids[1:]
     n = len(prompt) - 1 if masked_prompt_positions is None else masked_prompt_positions
     targets[:n] = IGNORE
     return inputs, targets
@@ -631,34 +926,59 @@ def masking(prompt, response, block_size, pad_id, masked_prompt_positions=None):
 def pads_graded(p, r, b, pad):
     """labels = input_ids: the padding is graded (the seed recipe's error)."""
     inputs, targets = masking(p, r, b, pad)
-    targets[len(p) + len(r) - 1:] = pad
+    targets[len(p) + len(r) - 1 :] = pad
     return inputs, targets
 
 
 def freeze(model, n, with_embedding=True):
     from genai_lib.finetune import freeze_all_but
-    freeze_all_but(model, [*model.blocks[-n:], model.norm,
-                           *([model.token_embedding] if with_embedding else [])])
+
+    freeze_all_but(
+        model,
+        [*model.blocks[-n:], model.norm, *([model.token_embedding] if with_embedding else [])],
+    )
 
 
 FINETUNING_CASES = [
-    Case(finetuning.check_lora_update,
-         right=[lambda A, B, alpha: (alpha / A.shape[0]) * B @ A],
-         wrong=[Wrong("scaled by alpha", "alpha / r", lambda A, B, alpha: alpha * B @ A),
-                Wrong("transposed", "in that order",
-                      lambda A, B, alpha: (alpha / A.shape[0]) * (B @ A).T)]),
-    Case(finetuning.check_prompt_masking,
-         right=[masking],
-         wrong=[Wrong("one prompt position too many masked", "off-by-one",
-                      lambda p, r, b, pad: masking(p, r, b, pad, masked_prompt_positions=len(p))),
-                Wrong("no prompt mask", "not graded on the prompt",
-                      lambda p, r, b, pad: masking(p, r, b, pad, masked_prompt_positions=0)),
-                Wrong("padding graded", "padding", pads_graded)]),
-    Case(finetuning.check_freeze,
-         right=[freeze],
-         wrong=[Wrong("nothing frozen", "Block 0", lambda m, n: None),
-                Wrong("the tied embedding frozen", "token_embedding",
-                      lambda m, n: freeze(m, n, with_embedding=False))]),
+    Case(
+        finetuning.check_lora_update,
+        right=[lambda A, B, alpha: (alpha / A.shape[0]) * B @ A],
+        wrong=[
+            Wrong("scaled by alpha", "alpha / r", lambda A, B, alpha: alpha * B @ A),
+            Wrong(
+                "transposed", "in that order", lambda A, B, alpha: (alpha / A.shape[0]) * (B @ A).T
+            ),
+        ],
+    ),
+    Case(
+        finetuning.check_prompt_masking,
+        right=[masking],
+        wrong=[
+            Wrong(
+                "one prompt position too many masked",
+                "off-by-one",
+                lambda p, r, b, pad: masking(p, r, b, pad, masked_prompt_positions=len(p)),
+            ),
+            Wrong(
+                "no prompt mask",
+                "not graded on the prompt",
+                lambda p, r, b, pad: masking(p, r, b, pad, masked_prompt_positions=0),
+            ),
+            Wrong("padding graded", "padding", pads_graded),
+        ],
+    ),
+    Case(
+        finetuning.check_freeze,
+        right=[freeze],
+        wrong=[
+            Wrong("nothing frozen", "Block 0", lambda m, n: None),
+            Wrong(
+                "the tied embedding frozen",
+                "token_embedding",
+                lambda m, n: freeze(m, n, with_embedding=False),
+            ),
+        ],
+    ),
 ]
 
 
@@ -689,43 +1009,83 @@ ALPHAS_1000 = noise_schedule("cosine", 1000).alphas
 ALPHAS_100 = noise_schedule("cosine", 100).alphas
 
 DIFFUSION_CASES = [
-    Case(diffusion.check_q_sample,
-         right=[forward, lambda x0, t, n, ab: forward(x0, t, n, ab.float())],  # float32 is fine
-         wrong=[Wrong("one step's alphas (the notebook's schedule)", "one step's alpha_t",
-                      lambda x0, t, n, ab: forward(x0, t, n, ALPHAS_1000)),
-                Wrong("one step's alphas (the same schedule)", "one step's alpha_t",
-                      lambda x0, t, n, ab: forward(x0, t, n, ALPHAS_100)),
-                Wrong("noise scaled by its variance", "standard deviation",
-                      lambda x0, t, n, ab: forward(x0, t, n, ab, noise_scale=identity)),
-                Wrong("signal scaled by alpha_bar", "should be its square root",
-                      lambda x0, t, n, ab: forward(x0, t, n, ab, signal=identity)),
-                Wrong("one t for the batch", "Each sample has its own t",
-                      lambda x0, t, n, ab: forward(x0, t[:1].expand(len(t)), n, ab)),
-                Wrong("(B,) against (B, C, H, W)", "view", no_view),
-                Wrong("one dimension too many", "one dimension too many", one_dimension_too_many),
-                Wrong("x0 and noise swapped", "swapped",
-                      lambda x0, t, n, ab: forward(n, t, x0, ab)),
-                Wrong("something else", "yours is",
-                      lambda x0, t, n, ab: forward(x0, t, n, ab) + 0.1 * n)]),
-    Case(diffusion.check_ddim_step,
-         right=[ddim],
-         wrong=[Wrong("no noise re-added", "sqrt\\(ab_prev\\) x0_hat only",
-                      lambda x, e, a, p: ddim(x, e, a, p, second=1.0)),
-                Wrong("noise at the old level", "noise term uses ab_t",
-                      lambda x, e, a, p: ddim(x, e, a, p, second=a)),
-                Wrong("levels swapped", "ab_t and ab_prev are swapped",
-                      lambda x, e, a, p: ddim(x, e, p, a)),
-                Wrong("x_t and eps swapped", "x_t and eps_hat are swapped",
-                      lambda x, e, a, p: ddim(e, x, a, p)),
-                Wrong("never returns x0_hat", "last step",
-                      lambda x, e, a, p: ddim(x, e, a, min(p, 0.99))),
-                Wrong("torch.sqrt on a float", "math.sqrt", lambda x, e, a, p: torch.sqrt(p) * x)]),
-    Case(diffusion.check_guidance,
-         right=[lambda c, u, s: u + s * (c - u)],
-         wrong=[Wrong("swapped", "swapped", lambda c, u, s: c + s * (u - c)),
-                Wrong("Ho & Salimans' w = s", "w = s - 1", lambda c, u, s: (1 + s) * c - s * u),
-                Wrong("conditional only", "whatever the scale", lambda c, u, s: c),
-                Wrong("no eps_uncond term", "For s = 0.0", lambda c, u, s: s * (c - u))]),
+    Case(
+        diffusion.check_q_sample,
+        right=[forward, lambda x0, t, n, ab: forward(x0, t, n, ab.float())],  # float32 is fine
+        wrong=[
+            Wrong(
+                "one step's alphas (the notebook's schedule)",
+                "one step's alpha_t",
+                lambda x0, t, n, ab: forward(x0, t, n, ALPHAS_1000),
+            ),
+            Wrong(
+                "one step's alphas (the same schedule)",
+                "one step's alpha_t",
+                lambda x0, t, n, ab: forward(x0, t, n, ALPHAS_100),
+            ),
+            Wrong(
+                "noise scaled by its variance",
+                "standard deviation",
+                lambda x0, t, n, ab: forward(x0, t, n, ab, noise_scale=identity),
+            ),
+            Wrong(
+                "signal scaled by alpha_bar",
+                "should be its square root",
+                lambda x0, t, n, ab: forward(x0, t, n, ab, signal=identity),
+            ),
+            Wrong(
+                "one t for the batch",
+                "Each sample has its own t",
+                lambda x0, t, n, ab: forward(x0, t[:1].expand(len(t)), n, ab),
+            ),
+            Wrong("(B,) against (B, C, H, W)", "view", no_view),
+            Wrong("one dimension too many", "one dimension too many", one_dimension_too_many),
+            Wrong("x0 and noise swapped", "swapped", lambda x0, t, n, ab: forward(n, t, x0, ab)),
+            Wrong(
+                "something else", "yours is", lambda x0, t, n, ab: forward(x0, t, n, ab) + 0.1 * n
+            ),
+        ],
+    ),
+    Case(
+        diffusion.check_ddim_step,
+        right=[ddim],
+        wrong=[
+            Wrong(
+                "no noise re-added",
+                "sqrt\\(ab_prev\\) x0_hat only",
+                lambda x, e, a, p: ddim(x, e, a, p, second=1.0),
+            ),
+            Wrong(
+                "noise at the old level",
+                "noise term uses ab_t",
+                lambda x, e, a, p: ddim(x, e, a, p, second=a),
+            ),
+            Wrong(
+                "levels swapped",
+                "ab_t and ab_prev are swapped",
+                lambda x, e, a, p: ddim(x, e, p, a),
+            ),
+            Wrong(
+                "x_t and eps swapped",
+                "x_t and eps_hat are swapped",
+                lambda x, e, a, p: ddim(e, x, a, p),
+            ),
+            Wrong(
+                "never returns x0_hat", "last step", lambda x, e, a, p: ddim(x, e, a, min(p, 0.99))
+            ),
+            Wrong("torch.sqrt on a float", "math.sqrt", lambda x, e, a, p: torch.sqrt(p) * x),
+        ],
+    ),
+    Case(
+        diffusion.check_guidance,
+        right=[lambda c, u, s: u + s * (c - u)],
+        wrong=[
+            Wrong("swapped", "swapped", lambda c, u, s: c + s * (u - c)),
+            Wrong("Ho & Salimans' w = s", "w = s - 1", lambda c, u, s: (1 + s) * c - s * u),
+            Wrong("conditional only", "whatever the scale", lambda c, u, s: c),
+            Wrong("no eps_uncond term", "For s = 0.0", lambda c, u, s: s * (c - u)),
+        ],
+    ),
 ]
 
 
@@ -757,32 +1117,67 @@ def bf16_round(x, how="nearest even"):
 
 
 SCALING_CASES = [
-    Case(scaling.check_accumulated_gradients,
-         right=[accumulate],
-         wrong=[Wrong("not divided by k", "3 times too large",
-                      lambda m, f, b: accumulate(m, f, b, divide=False)),
-                Wrong("zeroed inside the loop", "last micro-batch's gradient only",
-                      lambda m, f, b: accumulate(m, f, b, zero_inside=True)),
-                Wrong("a micro-batch left out", "Not the gradient of the whole",
-                      lambda m, f, b: accumulate(m, f, b[:2])),
-                Wrong("nothing returned", "list of tensors", lambda m, f, b: None)]),
-    Case(scaling.check_combine_rank_gradients,
-         right=[combine],
-         wrong=[Wrong("plain mean (what DDP computes)", "plain mean of the ranks' gradients",
-                      lambda grads, counts: torch.stack(grads).mean(dim=0)),
-                Wrong("not divided by the total", "not the mean over all examples",
-                      lambda grads, counts: combine(grads, counts, divide=False)),
-                Wrong("the list itself", "one tensor", lambda grads, counts: grads)]),
-    Case(scaling.check_bf16_round,
-         right=[bf16_round],
-         wrong=[Wrong("truncation", "rounds toward zero", lambda x: bf16_round(x, "truncate")),
-                Wrong("ties rounded up", "It is a tie", lambda x: bf16_round(x, "half up")),
-                Wrong("a bfloat16 tensor returned", "float32", lambda x: x.to(torch.bfloat16))]),
+    Case(
+        scaling.check_accumulated_gradients,
+        right=[accumulate],
+        wrong=[
+            Wrong(
+                "not divided by k",
+                "3 times too large",
+                lambda m, f, b: accumulate(m, f, b, divide=False),
+            ),
+            Wrong(
+                "zeroed inside the loop",
+                "last micro-batch's gradient only",
+                lambda m, f, b: accumulate(m, f, b, zero_inside=True),
+            ),
+            Wrong(
+                "a micro-batch left out",
+                "Not the gradient of the whole",
+                lambda m, f, b: accumulate(m, f, b[:2]),
+            ),
+            Wrong("nothing returned", "list of tensors", lambda m, f, b: None),
+        ],
+    ),
+    Case(
+        scaling.check_combine_rank_gradients,
+        right=[combine],
+        wrong=[
+            Wrong(
+                "plain mean (what DDP computes)",
+                "plain mean of the ranks' gradients",
+                lambda grads, counts: torch.stack(grads).mean(dim=0),
+            ),
+            Wrong(
+                "not divided by the total",
+                "not the mean over all examples",
+                lambda grads, counts: combine(grads, counts, divide=False),
+            ),
+            Wrong("the list itself", "one tensor", lambda grads, counts: grads),
+        ],
+    ),
+    Case(
+        scaling.check_bf16_round,
+        right=[bf16_round],
+        wrong=[
+            Wrong("truncation", "rounds toward zero", lambda x: bf16_round(x, "truncate")),
+            Wrong("ties rounded up", "It is a tie", lambda x: bf16_round(x, "half up")),
+            Wrong("a bfloat16 tensor returned", "float32", lambda x: x.to(torch.bfloat16)),
+        ],
+    ),
 ]
 
 
-CASES: list[Case] = [*WELCOME, *VAE_CASES, *GAN_CASES, *GAN_PRACTICE_CASES,
-                     *AUTOREGRESSIVE_CASES, *FINETUNING_CASES, *DIFFUSION_CASES, *SCALING_CASES]
+CASES: list[Case] = [
+    *WELCOME,
+    *VAE_CASES,
+    *GAN_CASES,
+    *GAN_PRACTICE_CASES,
+    *AUTOREGRESSIVE_CASES,
+    *FINETUNING_CASES,
+    *DIFFUSION_CASES,
+    *SCALING_CASES,
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -800,10 +1195,17 @@ def name(checker: Callable[..., None]) -> str:
     return f"{checker.__module__.rsplit('.', 1)[-1]}.{checker.__name__}"
 
 
-RIGHT = [pytest.param(case, answer, seed, id=f"{name(case.checker)}-right{i}-seed{seed}")
-         for case in CASES for i, answer in enumerate(case.right) for seed in case.seeds]
-WRONG = [pytest.param(case, wrong, id=f"{name(case.checker)}-{wrong.what}")
-         for case in CASES for wrong in case.wrong]
+RIGHT = [
+    pytest.param(case, answer, seed, id=f"{name(case.checker)}-right{i}-seed{seed}")
+    for case in CASES
+    for i, answer in enumerate(case.right)
+    for seed in case.seeds
+]
+WRONG = [
+    pytest.param(case, wrong, id=f"{name(case.checker)}-{wrong.what}")
+    for case in CASES
+    for wrong in case.wrong
+]
 
 
 @pytest.mark.parametrize(("case", "answer", "seed"), RIGHT)
@@ -818,8 +1220,9 @@ def test_wrong_answer_is_rejected_with_its_hint(case, wrong):
         case.check(wrong.answer)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=name(c.checker))
-                                  for c in CASES if c.takes_function])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=name(c.checker)) for c in CASES if c.takes_function]
+)
 def test_an_unfinished_answer_says_not_done(case):
     with pytest.raises(ExerciseError, match="Not done yet"):
         case.check(not_done)
@@ -830,14 +1233,17 @@ def all_checkers() -> list[Callable[..., None]]:
     found = []
     for info in pkgutil.iter_modules(exercises_package.__path__):
         module = importlib.import_module(f"{exercises_package.__name__}.{info.name}")
-        found += [fn for fn_name, fn in inspect.getmembers(module, inspect.isfunction)
-                  if fn_name.startswith("check_") and fn.__module__ == module.__name__]
+        found += [
+            fn
+            for fn_name, fn in inspect.getmembers(module, inspect.isfunction)
+            if fn_name.startswith("check_") and fn.__module__ == module.__name__
+        ]
     return found
 
 
 def test_every_checker_has_a_right_and_two_wrong_answers():
     checkers = all_checkers()
-    assert len(checkers) >= 30, [name(c) for c in checkers]    # the walk itself finds them
+    assert len(checkers) >= 30, [name(c) for c in checkers]  # the walk itself finds them
     registered = {case.checker: case for case in CASES}
     assert len(registered) == len(CASES), "a checker is registered twice"
     missing = [name(c) for c in checkers if c not in registered]
@@ -858,8 +1264,9 @@ def test_the_fd_verdict_rejects_an_untrained_generator():
         gan_practice._fd_verdict(untrained, score, x_train, 1000, 300, 342.3)
 
 
-@pytest.mark.parametrize("variant", ["probabilities", "two_backwards", "generator_first",
-                                     "one_batch", "no_grad_fakes"])
+@pytest.mark.parametrize(
+    "variant", ["probabilities", "two_backwards", "generator_first", "one_batch", "no_grad_fakes"]
+)
 def test_the_gan_probe_accepts_right_loops_written_differently(variant):
     """The probe must not mistake a right loop for a bug (the full check, with its training,
     runs on gan_loop above)."""

@@ -1,4 +1,5 @@
 """genai_lib.finetune: each method trains exactly its share of the model, and the base is never changed."""
+
 import pytest
 import torch
 
@@ -23,12 +24,18 @@ def test_each_method_trains_what_it_says_and_leaves_the_base_alone():
     scratch = prepare(model, "scratch")
 
     assert trainable_names(full) == {name for name, _ in model.named_parameters()}
-    assert trainable_names(frozen) == {n for n, _ in model.named_parameters()
-                                       if n.startswith(("blocks.2.", "norm.", "token_embedding."))}
+    assert trainable_names(frozen) == {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("blocks.2.", "norm.", "token_embedding."))
+    }
     assert all(".lora_" in n for n in trainable_names(lora))
-    assert len([m for m in lora.modules() if isinstance(m, LoRALinear)]) == 4 * 3  # four projections per block
+    # four projections per block
+    assert len([m for m in lora.modules() if isinstance(m, LoRALinear)]) == 4 * 3
     # r (in + out) per projection: qkv 32 -> 96, proj 32 -> 32, up 32 -> 128, down 128 -> 32; rank 4, 3 blocks
-    assert trainable_parameters(lora)[0] == 3 * 4 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))
+    assert trainable_parameters(lora)[0] == 3 * 4 * (
+        (32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)
+    )
     assert not torch.equal(scratch.token_embedding.weight, model.token_embedding.weight)
     assert all(m.training for m in (full, frozen, lora, scratch))
 
@@ -49,7 +56,8 @@ def test_training_state_memory_counts_gradients_and_adam_state_of_trainable_weig
     model = base()
     n_total = sum(p.numel() for p in model.parameters())
     full = prepare(model, "full")
-    assert training_state_mb(full) == pytest.approx(4 * n_total * 4 / 2**20)  # weight, grad, two Adam moments
+    # weight, grad, two Adam moments
+    assert training_state_mb(full) == pytest.approx(4 * n_total * 4 / 2**20)
     lora = prepare(model, "lora", lora_r=2)
     n_lora, n_all = trainable_parameters(lora)
     assert training_state_mb(lora) == pytest.approx((n_all + 3 * n_lora) * 4 / 2**20)

@@ -1,4 +1,5 @@
 """GANs: the optimal discriminator and the JSD, loss conventions, the two-player step, networks, WGAN-GP."""
+
 import math
 
 import pytest
@@ -7,7 +8,13 @@ from torch import nn
 
 from genai_lib import losses
 from genai_lib.gan import gan_objectives, generate
-from genai_lib.models.gan import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, published_gan
+from genai_lib.models.gan import (
+    DCDiscriminator,
+    DCGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    published_gan,
+)
 from genai_lib.train import TrainingDivergedError, fit
 
 LOG4 = math.log(4.0)
@@ -19,14 +26,18 @@ def normal_pdf(x, mu, sigma):
 
 def tiny_mlp_gan(seed=0, dim=2):
     torch.manual_seed(seed)
-    return (MLPGenerator(latent_dim=3, out_shape=(dim,), hidden=(8,), output=None),
-            MLPDiscriminator(in_shape=(dim,), hidden=(8,), dropout=0.0))
+    return (
+        MLPGenerator(latent_dim=3, out_shape=(dim,), hidden=(8,), output=None),
+        MLPDiscriminator(in_shape=(dim,), hidden=(8,), dropout=0.0),
+    )
 
 
 def tiny_dc_gan(seed=0, n_classes=None):
     torch.manual_seed(seed)
-    return (DCGenerator(latent_dim=4, image_shape=(1, 8, 8), channels=(8, 4), n_classes=n_classes),
-            DCDiscriminator(image_shape=(1, 8, 8), channels=(4, 8), n_classes=n_classes))
+    return (
+        DCGenerator(latent_dim=4, image_shape=(1, 8, 8), channels=(8, 4), n_classes=n_classes),
+        DCDiscriminator(image_shape=(1, 8, 8), channels=(4, 8), n_classes=n_classes),
+    )
 
 
 def snapshot(model):
@@ -50,7 +61,8 @@ P_DATA = normal_pdf(X, 0.0, 1.0)
 P_G = normal_pdf(X, 1.0, 1.5)
 
 
-@pytest.mark.parametrize("i", [4000, 11000, 12000, 12700, 14500, 20000])  # x = -8, -1, 0, 0.7, 2.5, 8
+# x = -8, -1, 0, 0.7, 2.5, 8
+@pytest.mark.parametrize("i", [4000, 11000, 12000, 12700, 14500, 20000])
 def test_the_optimal_discriminator_maximises_the_pointwise_objective(i):
     # At each x, D -> p_data log D + p_g log(1 - D) is strictly concave on (0, 1); the argmax over a
     # dense grid must lie within one grid spacing of D*, and D* must be at least as good as every grid point.
@@ -73,7 +85,9 @@ def test_the_value_at_the_optimal_discriminator_is_minus_log4_plus_twice_the_jsd
     d_star = losses.optimal_discriminator(P_DATA, P_G)
     value = torch.trapezoid(P_DATA * torch.log(d_star) + P_G * torch.log1p(-d_star), X).item()
     m = (P_DATA + P_G) / 2
-    jsd = 0.5 * torch.trapezoid(P_DATA * torch.log(P_DATA / m), X) + 0.5 * torch.trapezoid(P_G * torch.log(P_G / m), X)
+    jsd = 0.5 * torch.trapezoid(P_DATA * torch.log(P_DATA / m), X) + 0.5 * torch.trapezoid(
+        P_G * torch.log(P_G / m), X
+    )
     jsd = jsd.item()
     assert 0.01 < jsd < math.log(2)  # a non-trivial pair of densities; the JSD is bounded by log 2
     assert value == pytest.approx(-LOG4 + 2 * jsd, abs=1e-8)
@@ -116,7 +130,9 @@ def test_discriminator_loss_is_bce_with_real_one_and_fake_zero():
     g = torch.Generator().manual_seed(0)
     real, fake = (torch.rand(32, generator=g, dtype=torch.float64) * 8 - 4 for _ in range(2))
     bce = nn.BCELoss()
-    expected = bce(torch.sigmoid(real), torch.ones_like(real)) + bce(torch.sigmoid(fake), torch.zeros_like(fake))
+    expected = bce(torch.sigmoid(real), torch.ones_like(real)) + bce(
+        torch.sigmoid(fake), torch.zeros_like(fake)
+    )
     torch.testing.assert_close(losses.discriminator_loss(real, fake), expected, rtol=0, atol=1e-12)
 
 
@@ -125,11 +141,13 @@ def test_generator_losses_match_their_formulas_and_fall_as_the_fake_logit_rises(
     d = torch.sigmoid(logits)
     ns = torch.stack([losses.generator_loss(l[None], "nonsaturating") for l in logits])
     sat = torch.stack([losses.generator_loss(l[None], "saturating") for l in logits])
-    torch.testing.assert_close(ns, -torch.log(d), rtol=0, atol=1e-12)     # -log D(G(z)): target "real"
-    torch.testing.assert_close(sat, torch.log1p(-d), rtol=0, atol=1e-12)  # log(1 - D(G(z))): the minimax form
+    torch.testing.assert_close(ns, -torch.log(d), rtol=0, atol=1e-12)  # -log D(G(z)): target "real"
+    # log(1 - D(G(z))): the minimax form
+    torch.testing.assert_close(sat, torch.log1p(-d), rtol=0, atol=1e-12)
     # Fooling the discriminator more (a larger fake logit) must lower both generator losses.
     assert (ns.diff() < 0).all() and (sat.diff() < 0).all()
-    assert losses.generator_loss(logits).item() == pytest.approx(ns.mean().item(), abs=1e-12)  # the default
+    # the default
+    assert losses.generator_loss(logits).item() == pytest.approx(ns.mean().item(), abs=1e-12)
 
 
 def test_the_saturating_loss_has_no_gradient_when_the_discriminator_rejects_the_fakes():
@@ -164,10 +182,12 @@ def test_losses_from_logits_stay_finite_where_log_of_sigmoid_does_not():
     assert torch.isinf(naive).all() and torch.isnan(naive_logit.grad).all()
     assert torch.isinf(torch.log(1 - torch.sigmoid(huge))).all()
 
-    cases = [(lambda l: losses.discriminator_loss(-l, l), 200.0),            # confidently wrong: 100 + 100 nats
-             (lambda l: losses.discriminator_loss(l, -l), 0.0),
-             (lambda l: losses.generator_loss(-l, "nonsaturating"), 100.0),
-             (lambda l: losses.generator_loss(l, "saturating"), -100.0)]
+    cases = [
+        (lambda l: losses.discriminator_loss(-l, l), 200.0),  # confidently wrong: 100 + 100 nats
+        (lambda l: losses.discriminator_loss(l, -l), 0.0),
+        (lambda l: losses.generator_loss(-l, "nonsaturating"), 100.0),
+        (lambda l: losses.generator_loss(l, "saturating"), -100.0),
+    ]
     for loss_of, expected in cases:
         logit = huge.clone().requires_grad_(True)
         value = loss_of(logit)
@@ -205,7 +225,9 @@ def test_no_graph_flows_into_the_generator_in_the_discriminator_loss():
     G, D = tiny_mlp_gan()
     disc, gen = gan_objectives(G, D)
     out = disc.loss_fn(torch.randn(16, 2))
-    assert set(out) == {"loss", "d_real", "d_fake"} and 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1
+    assert (
+        set(out) == {"loss", "d_real", "d_fake"} and 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1
+    )
     out["loss"].backward()
     assert all(p.grad is None for p in G.parameters())
     assert all(p.grad is not None for p in D.parameters())
@@ -219,7 +241,10 @@ def test_no_graph_flows_into_the_generator_in_the_discriminator_loss():
 def test_a_conditional_dcgan_trains_on_images_with_labels():
     G, D = tiny_dc_gan(n_classes=10)
     g = torch.Generator().manual_seed(0)
-    images, labels = torch.rand(48, 1, 8, 8, generator=g) * 2 - 1, torch.randint(0, 10, (48,), generator=g)
+    images, labels = (
+        torch.rand(48, 1, 8, 8, generator=g) * 2 - 1,
+        torch.randint(0, 10, (48,), generator=g),
+    )
     g_before, d_before = snapshot(G), snapshot(D)
     history = fit(gan_objectives(G, D), data=(images, labels), steps=2, **FIT)
     assert not unchanged(G, g_before) and not unchanged(D, d_before)
@@ -229,10 +254,13 @@ def test_a_conditional_dcgan_trains_on_images_with_labels():
 def test_a_conditional_gan_gives_the_fakes_the_real_batchs_labels():
     G, D = tiny_dc_gan(n_classes=10)
     seen = {"G": [], "D": []}
+
     def spy(name):
         def hook(module, args, kwargs):
             seen[name].append(args[1] if len(args) > 1 else kwargs.get("labels"))
+
         return hook
+
     G.register_forward_pre_hook(spy("G"), with_kwargs=True)
     D.register_forward_pre_hook(spy("D"), with_kwargs=True)
     images, labels = torch.zeros(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 9, 9])
@@ -253,9 +281,14 @@ def test_labels_and_conditioning_must_agree():
         D(images, labels)
     Gc, Dc = tiny_dc_gan(n_classes=10)
     for objective in gan_objectives(Gc, Dc):
-        with pytest.raises(ValueError, match=r"conditional generator needs one class label per sample, shape \(4,\); got None"):
+        with pytest.raises(
+            ValueError,
+            match=r"conditional generator needs one class label per sample, shape \(4,\); got None",
+        ):
             objective.loss_fn(images)
-    with pytest.raises(ValueError, match=r"conditional discriminator needs one class label.*got \(4, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"conditional discriminator needs one class label.*got \(4, 1\)"
+    ):
         Dc(images, labels[:, None])
 
 
@@ -291,15 +324,36 @@ def linear_params(widths, bias=True):
     return sum(a * b + (b if bias else 0) for a, b in zip(widths, widths[1:]))
 
 
-@pytest.mark.parametrize("name, g_params, d_params", [
-    # trainable parameters from the architectures in published_gan's docstring (BN: a scale and a shift per unit)
-    ("mlp", linear_params([100, 256, 256, 256, 256, 784]), linear_params([784, 1024, 512, 256, 1])),
-    ("pytorch", linear_params([100, 256, 512, 1024, 784]), linear_params([784, 1024, 512, 256, 1])),
-    ("keras", linear_params([100, 256, 512], bias=False) + 2 * (256 + 512) + linear_params([512, 784]),
-     linear_params([784, 1024, 512, 1])),
-    ("keras-narrow", linear_params([100, 256, 512, 1024], bias=False) + 2 * (256 + 512 + 1024)
-     + linear_params([1024, 784]), linear_params([784, 256, 128, 1])),
-])
+@pytest.mark.parametrize(
+    "name, g_params, d_params",
+    [
+        # trainable parameters from the architectures in published_gan's docstring (BN: a scale and a shift per unit)
+        (
+            "mlp",
+            linear_params([100, 256, 256, 256, 256, 784]),
+            linear_params([784, 1024, 512, 256, 1]),
+        ),
+        (
+            "pytorch",
+            linear_params([100, 256, 512, 1024, 784]),
+            linear_params([784, 1024, 512, 256, 1]),
+        ),
+        (
+            "keras",
+            linear_params([100, 256, 512], bias=False)
+            + 2 * (256 + 512)
+            + linear_params([512, 784]),
+            linear_params([784, 1024, 512, 1]),
+        ),
+        (
+            "keras-narrow",
+            linear_params([100, 256, 512, 1024], bias=False)
+            + 2 * (256 + 512 + 1024)
+            + linear_params([1024, 784]),
+            linear_params([784, 256, 128, 1]),
+        ),
+    ],
+)
 def test_published_gans_build_with_the_documented_sizes(name, g_params, d_params):
     torch.manual_seed(0)
     G, D = published_gan(name)
@@ -315,16 +369,37 @@ def test_the_narrow_keras_gan_has_the_published_layers():
     # a missing dropout or the wrong LeakyReLU slope each fails here
     G, D = published_gan("keras-narrow")
     g_linears = [m for m in G.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in g_linears] == [(100, 256), (256, 512), (512, 1024),
-                                                                     (1024, 784)]
-    assert [m.bias is None for m in g_linears] == [True, True, True, False]   # BN follows all but the last
-    assert [m.num_features for m in G.modules() if isinstance(m, nn.BatchNorm1d)] == [256, 512, 1024]
+    assert [(m.in_features, m.out_features) for m in g_linears] == [
+        (100, 256),
+        (256, 512),
+        (512, 1024),
+        (1024, 784),
+    ]
+    # BN follows all but the last
+    assert [m.bias is None for m in g_linears] == [True, True, True, False]
+    assert [m.num_features for m in G.modules() if isinstance(m, nn.BatchNorm1d)] == [
+        256,
+        512,
+        1024,
+    ]
     assert [m.negative_slope for m in G.modules() if isinstance(m, nn.LeakyReLU)] == [0.2] * 3
     assert isinstance(G.net[-1], nn.Tanh)
     d_layers = [type(m).__name__ for m in D.net]
-    assert d_layers == ["Linear", "LeakyReLU", "Dropout", "Linear", "LeakyReLU", "Dropout", "Linear"]
+    assert d_layers == [
+        "Linear",
+        "LeakyReLU",
+        "Dropout",
+        "Linear",
+        "LeakyReLU",
+        "Dropout",
+        "Linear",
+    ]
     d_linears = [m for m in D.net if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in d_linears] == [(784, 256), (256, 128), (128, 1)]
+    assert [(m.in_features, m.out_features) for m in d_linears] == [
+        (784, 256),
+        (256, 128),
+        (128, 1),
+    ]
     assert all(m.bias is not None for m in d_linears)
     assert [m.p for m in D.net if isinstance(m, nn.Dropout)] == [0.3, 0.3]
     assert [m.negative_slope for m in D.net if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2]
@@ -351,11 +426,14 @@ def test_bad_network_settings_are_clear_errors():
 def test_gradient_penalty_is_zero_for_a_unit_slope_linear_critic_and_positive_otherwise():
     # f(x) = w . x has gradient w everywhere, so the penalty is exactly (|w| - 1)^2; float64 rounding: 1e-12.
     g = torch.Generator().manual_seed(0)
-    real, fake = torch.randn(16, 3, generator=g, dtype=torch.float64), torch.randn(16, 3, generator=g, dtype=torch.float64)
+    real, fake = (
+        torch.randn(16, 3, generator=g, dtype=torch.float64),
+        torch.randn(16, 3, generator=g, dtype=torch.float64),
+    )
     direction = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64) / 3  # unit norm
     for norm in (1.0, 2.0, 0.5):
         w = (norm * direction).requires_grad_(True)
-        gp = losses.gradient_penalty(lambda x: x @ w, real, fake)
+        gp = losses.gradient_penalty(lambda x, w=w: x @ w, real, fake)
         assert gp.item() == pytest.approx((norm - 1) ** 2, abs=1e-12)
         gp.backward()  # the penalty must train the critic: d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|
         torch.testing.assert_close(w.grad, 2 * (norm - 1) * direction, rtol=0, atol=1e-12)
@@ -372,10 +450,17 @@ def test_gradient_penalty_is_taken_at_random_mixes_of_real_and_fake():
     assert gp.item() == pytest.approx(13 / 3, abs=0.15)
     # For images, one alpha per sample: each mix lies on the segment from its real to its fake image.
     seen = []
-    losses.gradient_penalty(lambda x: seen.append(x.detach()) or x.flatten(1).sum(1),
-                            torch.zeros(8, 1, 2, 2), torch.ones(8, 1, 2, 2))
+    losses.gradient_penalty(
+        lambda x: seen.append(x.detach()) or x.flatten(1).sum(1),
+        torch.zeros(8, 1, 2, 2),
+        torch.ones(8, 1, 2, 2),
+    )
     mixed = seen[0].flatten(1)
-    assert torch.equal(mixed, mixed[:, :1].expand_as(mixed)) and (0 <= mixed).all() and (mixed <= 1).all()
+    assert (
+        torch.equal(mixed, mixed[:, :1].expand_as(mixed))
+        and (0 <= mixed).all()
+        and (mixed <= 1).all()
+    )
     assert mixed[:, 0].unique().numel() == 8
 
 
@@ -385,7 +470,8 @@ def test_wgan_gp_steps_the_generator_once_per_critic_steps():
     history = fit(objectives, data=torch.randn(64, 2), steps=7, **FIT)
     disc_opt, gen_opt = (o.optimizer for o in objectives)
     assert {s["step"].item() for s in disc_opt.state.values()} == {7}
-    assert {s["step"].item() for s in gen_opt.state.values()} == {2}  # after the critic's 3rd and 6th steps
+    # after the critic's 3rd and 6th steps
+    assert {s["step"].item() for s in gen_opt.state.values()} == {2}
     assert history.get("disc/loss")[0] == [1, 2, 3, 4, 5, 6, 7]
     assert history.get("gen/loss")[0] == [3, 6]
     assert {"disc/wasserstein", "disc/gp"} <= history.keys()
@@ -405,7 +491,9 @@ class NaNDiscriminator(nn.Module):
 
 def test_a_nan_discriminator_stops_gan_training_with_likely_causes():
     G, _ = tiny_mlp_gan()
-    with pytest.raises(TrainingDivergedError, match=r"(?s)diverged: disc/loss=nan.*Likely causes.*learning rate"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"(?s)diverged: disc/loss=nan.*Likely causes.*learning rate"
+    ):
         fit(gan_objectives(G, NaNDiscriminator()), data=torch.randn(64, 2), steps=3, **FIT)
 
 
@@ -419,8 +507,15 @@ def test_a_tiny_gan_learns_a_gaussian():
     D = MLPDiscriminator(in_shape=(1,), hidden=(16, 16), dropout=0.0)
     data = 3 + 0.5 * torch.randn(2048, 1, generator=torch.Generator().manual_seed(1))
     before = generate(G, 2000, seed=0, to_unit=False)
-    fit(gan_objectives(G, D, lr=2e-3), data=data, steps=200, batch_size=64, schedule="constant",
-        progress=False, device="cpu")
+    fit(
+        gan_objectives(G, D, lr=2e-3),
+        data=data,
+        steps=200,
+        batch_size=64,
+        schedule="constant",
+        progress=False,
+        device="cpu",
+    )
     after = generate(G, 2000, seed=0, to_unit=False)
     assert abs(before.mean().item()) < 0.5
     assert after.mean().item() == pytest.approx(3.0, abs=0.4)
@@ -436,7 +531,8 @@ def test_generate_is_seeded_in_unit_range_and_restores_the_mode():
     assert torch.equal(generate(G, 5, seed=0), x)
     assert not torch.equal(generate(G, 5, seed=1), x)
     torch.testing.assert_close((generate(G, 5, seed=0, to_unit=False) + 1) / 2, x, rtol=0, atol=0)
-    assert G.training and torch.equal(G.project[1].running_mean, running_mean)  # sampled in eval mode
+    # sampled in eval mode
+    assert G.training and torch.equal(G.project[1].running_mean, running_mean)
     G.eval()
     generate(G, 5, seed=0)
     assert not G.training
@@ -448,8 +544,17 @@ def test_a_sparse_objective_follows_the_global_learning_rate_schedule():
     """With critic_steps=5 the generator's rate must decay like the critic's, on the global step."""
     G, D = tiny_mlp_gan()
     objectives = gan_objectives(G, D, loss="wgan-gp", critic_steps=5, betas=(0.0, 0.9))
-    history = fit(objectives, data=torch.randn(64, 2), steps=100, batch_size=16, lr=1.0, warmup_steps=10,
-                  min_lr_ratio=0.1, progress=False, log_every=1)
+    history = fit(
+        objectives,
+        data=torch.randn(64, 2),
+        steps=100,
+        batch_size=16,
+        lr=1.0,
+        warmup_steps=10,
+        min_lr_ratio=0.1,
+        progress=False,
+        log_every=1,
+    )
     d_steps, d_lr = history.get("disc/lr")
     g_steps, g_lr = history.get("gen/lr")
     critic_at = dict(zip(d_steps, d_lr))
@@ -458,7 +563,8 @@ def test_a_sparse_objective_follows_the_global_learning_rate_schedule():
     assert len(g_steps) == 20
     for step, lr in zip(g_steps, g_lr):
         assert lr == pytest.approx(critic_at[step - 4], rel=1e-6)
-    assert g_lr[-1] < 0.2  # decayed towards min_lr_ratio * lr, not stuck near the start of the schedule
+    # decayed towards min_lr_ratio * lr, not stuck near the start of the schedule
+    assert g_lr[-1] < 0.2
 
 
 def test_conditional_labels_must_be_whole_numbers_in_range():

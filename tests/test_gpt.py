@@ -1,4 +1,5 @@
 """The GPT: causal mask, KV cache, shapes and errors, saving and loading, training through fit."""
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -6,7 +7,7 @@ from torch.nn import functional as F
 from genai_lib.checkpoint import CheckpointError, CheckpointMismatchError, load_model, save_model
 from genai_lib.data import CharTokenizer, TokenWindows, tokenizer_from_dict
 from genai_lib.losses import next_token_loss
-from genai_lib.models import GPT, LSTMLM, MLPLM, BigramLM, GPTConfig, VAE
+from genai_lib.models import GPT, LSTMLM, MLPLM, VAE, BigramLM, GPTConfig
 from genai_lib.train import fit
 
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 arithmetic done in another order
@@ -23,7 +24,9 @@ def random_tokens(shape, vocab=11, seed=1):
     return torch.randint(vocab, shape, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("make", [tiny_gpt, lambda: MLPLM(11, context=3).eval(), lambda: LSTMLM(11, hidden=8).eval()])
+@pytest.mark.parametrize(
+    "make", [tiny_gpt, lambda: MLPLM(11, context=3).eval(), lambda: LSTMLM(11, hidden=8).eval()]
+)
 def test_changing_future_tokens_leaves_earlier_logits_identical(make):
     model = make()
     tokens = random_tokens((2, 12))
@@ -32,7 +35,8 @@ def test_changing_future_tokens_leaves_earlier_logits_identical(make):
     with torch.no_grad():
         before, after = model(tokens), model(changed)
     assert torch.equal(before[:, :7], after[:, :7])  # positions 0..6 cannot see positions >= 7
-    assert not torch.allclose(before[:, 7:], after[:, 7:])  # and the change does reach later positions
+    # and the change does reach later positions
+    assert not torch.allclose(before[:, 7:], after[:, 7:])
 
 
 def test_attention_matches_explicit_masked_softmax():
@@ -41,7 +45,7 @@ def test_attention_matches_explicit_masked_softmax():
     x = torch.randn(2, 5, 16)
     B, T, C = x.shape
     q, k, v = (t.view(B, T, 2, 8).transpose(1, 2) for t in attn.qkv(x).split(C, dim=2))
-    scores = q @ k.transpose(-2, -1) / 8 ** 0.5
+    scores = q @ k.transpose(-2, -1) / 8**0.5
     scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
     expected = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C))
     torch.testing.assert_close(attn(x), expected, **TOL)
@@ -54,7 +58,11 @@ def test_kv_cache_gives_the_same_logits_as_the_full_forward():
         full = model(tokens)
         cache = model.new_cache(batch_size=3)
         pieces = [model(tokens[:, :5], cache)]  # a prompt of 5, then 4 + 1 + 4 more
-        pieces += [model(tokens[:, 5:9], cache), model(tokens[:, 9:10], cache), model(tokens[:, 10:], cache)]
+        pieces += [
+            model(tokens[:, 5:9], cache),
+            model(tokens[:, 9:10], cache),
+            model(tokens[:, 10:], cache),
+        ]
     assert cache.length == 14
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, **TOL)
 
@@ -141,8 +149,16 @@ def test_gpt_learns_a_repeating_pattern_through_fit():
     tokens = torch.arange(300) % 3
     model = GPT(GPTConfig(vocab_size=3, block_size=8, n_layer=1, n_head=1, n_embd=16))
     windows = TokenWindows(tokens, block_size=8, batch_size=8)
-    history = fit(model, lambda b: next_token_loss(model(b[0]), b[1]), windows, steps=60, lr=1e-2,
-                  device="cpu", progress=False, log_every=10)
+    history = fit(
+        model,
+        lambda b: next_token_loss(model(b[0]), b[1]),
+        windows,
+        steps=60,
+        lr=1e-2,
+        device="cpu",
+        progress=False,
+        log_every=10,
+    )
     first, last = history.get("loss")[1][0], history.last("loss")
     assert first > 0.9 and last < 0.1, (first, last)
 
@@ -153,8 +169,12 @@ def test_weight_decay_reaches_matrices_only():
 
     decayed, plain = decay_groups(model, 0.1)
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
-    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
-    assert sum(p.numel() for g in (decayed, plain) for p in g["params"]) == model.num_parameters(True)
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(
+        p.dim() == 1 for p in plain["params"]
+    )
+    assert sum(p.numel() for g in (decayed, plain) for p in g["params"]) == model.num_parameters(
+        True
+    )
 
 
 def test_neural_bigram_converges_to_the_counts():
@@ -163,8 +183,17 @@ def test_neural_bigram_converges_to_the_counts():
     counts.index_put_((tokens[:-1], tokens[1:]), torch.ones(len(tokens) - 1), accumulate=True)
     model = BigramLM(3)
     x, y = tokens[:-1][None], tokens[1:][None]
-    history = fit(model, lambda b: next_token_loss(model(b[0]), b[1]), lambda step: (x, y), steps=400, lr=0.1,
-                  device="cpu", progress=False, schedule="constant", grad_clip=None)
+    history = fit(
+        model,
+        lambda b: next_token_loss(model(b[0]), b[1]),
+        lambda step: (x, y),
+        steps=400,
+        lr=0.1,
+        device="cpu",
+        progress=False,
+        schedule="constant",
+        grad_clip=None,
+    )
     count_model = counts / counts.sum(1, keepdim=True)
     learned = model.logits.weight.softmax(-1)
     torch.testing.assert_close(learned, count_model, atol=2e-3, rtol=0)

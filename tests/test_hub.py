@@ -3,6 +3,7 @@
 Nothing is downloaded: the model and its byte-level tokenizer are written to a temporary folder
 (the ``tiny_gpt2_folder`` fixture in conftest.py), and the test configuration sets HF_HUB_OFFLINE=1.
 """
+
 import logging
 
 import pytest

@@ -1,11 +1,18 @@
 """The generated instruction data: correct answers, a word-disjoint split, prompt-loss masking, exact match."""
+
 import pytest
 import torch
 from torch.nn import functional as F
 
 from genai_lib.data import CharTokenizer, load_text
-from genai_lib.data.instructions import (IGNORE, SEPARATOR, TASKS, encode_examples, make_instruction_data,
-                                         vocabulary_words)
+from genai_lib.data.instructions import (
+    IGNORE,
+    SEPARATOR,
+    TASKS,
+    encode_examples,
+    make_instruction_data,
+    vocabulary_words,
+)
 from genai_lib.lm import exact_match
 from genai_lib.losses import next_token_loss
 
@@ -14,7 +21,9 @@ TOK = CharTokenizer("\n" + "".join(chr(c) for c in range(32, 127)))
 
 @pytest.fixture(scope="module")
 def data():
-    return make_instruction_data(vocabulary_words(load_text("pydoc")), n_train=500, n_val=100, seed=0)
+    return make_instruction_data(
+        vocabulary_words(load_text("pydoc")), n_train=500, n_val=100, seed=0
+    )
 
 
 def test_answers_are_right(data):
@@ -42,8 +51,9 @@ def test_held_out_words_never_appear_in_training(data):
     train_words = {word(p) for p, _ in train if not p.startswith("add")}
     val_words = {word(p) for p, _ in val if not p.startswith("add")}
     assert val_words and not (train_words & val_words)
-    assert make_instruction_data(["w%02d" % i for i in range(30)], 10, 5, seed=3) == \
-        make_instruction_data(["w%02d" % i for i in range(30)], 10, 5, seed=3)  # reproducible
+    assert make_instruction_data(
+        [f"w{i:02d}" for i in range(30)], 10, 5, seed=3
+    ) == make_instruction_data([f"w{i:02d}" for i in range(30)], 10, 5, seed=3)  # reproducible
 
 
 def test_prompt_and_padding_are_masked_and_the_response_is_not():
@@ -55,8 +65,10 @@ def test_prompt_and_padding_are_masked_and_the_response_is_not():
     # graded positions: the last prompt position (predicts "A"), then "A" (predicts "B"), then "B" (predicts "\n")
     assert graded == [n_prompt - 1, n_prompt, n_prompt + 1]
     assert TOK.decode(targets[0, graded].tolist()) == "AB\n"
-    assert TOK.decode(inputs[0, :len(text) - 1].tolist()) == text[:-1]
-    unmasked_inputs, unmasked = encode_examples(pairs, TOK.encode, block_size=20, pad_id=0, mask_prompt=False)
+    assert TOK.decode(inputs[0, : len(text) - 1].tolist()) == text[:-1]
+    unmasked_inputs, unmasked = encode_examples(
+        pairs, TOK.encode, block_size=20, pad_id=0, mask_prompt=False
+    )
     assert torch.equal(unmasked_inputs, inputs)
     assert int((unmasked != IGNORE).sum()) == len(text) - 1  # every real position, still no padding
 
@@ -73,9 +85,11 @@ def test_masked_loss_is_the_mean_over_response_tokens_only():
 
 def test_too_long_examples_and_unknown_tasks_are_errors():
     with pytest.raises(ValueError, match="block_size"):
-        encode_examples([("reverse: abcdefgh" + SEPARATOR, "hgfedcba\n")], TOK.encode, block_size=10, pad_id=0)
+        encode_examples(
+            [("reverse: abcdefgh" + SEPARATOR, "hgfedcba\n")], TOK.encode, block_size=10, pad_id=0
+        )
     with pytest.raises(ValueError, match="Unknown tasks"):
-        make_instruction_data(["w%02d" % i for i in range(30)], tasks=["translate"])
+        make_instruction_data([f"w{i:02d}" for i in range(30)], tasks=["translate"])
 
 
 class Oracle(torch.nn.Module):

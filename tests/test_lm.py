@@ -3,6 +3,7 @@
 Everything here is exact arithmetic on small tensors (float64 inside the
 library), so the tolerances are rounding-level: 1e-9 bits.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,16 +40,19 @@ def test_held_out_entropy_is_the_floor_of_every_unigram_model():
     g = torch.Generator().manual_seed(0)
     vocab = 6
     train = torch.multinomial(torch.tensor([0.3, 0.2, 0.2, 0.1, 0.1, 0.1]), 5000, True, generator=g)
-    held_out = torch.multinomial(torch.tensor([0.6, 0.2, 0.1, 0.05, 0.03, 0.02]), 2000, True, generator=g)
+    held_out = torch.multinomial(
+        torch.tensor([0.6, 0.2, 0.1, 0.05, 0.03, 0.02]), 2000, True, generator=g
+    )
 
     floor = unigram_entropy_bits(held_out, vocab)
     q = torch.bincount(held_out, minlength=vocab).double() / len(held_out)
     counts = torch.bincount(train, minlength=vocab).double()
-    fitted = (counts + 1) / (counts.sum() + vocab)                    # the training unigram, add-one
-    models = [fitted] + [torch.softmax(torch.randn(vocab, generator=g, dtype=torch.float64), 0)
-                         for _ in range(200)]
+    fitted = (counts + 1) / (counts.sum() + vocab)  # the training unigram, add-one
+    models = [fitted] + [
+        torch.softmax(torch.randn(vocab, generator=g, dtype=torch.float64), 0) for _ in range(200)
+    ]
     assert all(cross_entropy_bits(held_out, p) >= floor for p in models)
-    assert abs(cross_entropy_bits(held_out, q) - floor) < 1e-9           # equality at p = q
+    assert abs(cross_entropy_bits(held_out, q) - floor) < 1e-9  # equality at p = q
 
     training_entropy = unigram_entropy_bits(train, vocab)
     assert cross_entropy_bits(held_out, fitted) < training_entropy, "the wrong floor is not a floor"

@@ -2,6 +2,7 @@
 
 The GPT-2 models here are tiny and randomly initialised from a local GPT2Config: nothing is downloaded.
 """
+
 import logging
 import warnings
 
@@ -11,12 +12,19 @@ from torch import nn
 
 from genai_lib.losses import next_token_loss
 from genai_lib.models import GPT, GPTConfig
-from genai_lib.models.lora import (LoRALinear, inject_lora, lora_layers, merge_lora, trainable_parameters,
-                                   unmerge_lora)
+from genai_lib.models.lora import (
+    LoRALinear,
+    inject_lora,
+    lora_layers,
+    merge_lora,
+    trainable_parameters,
+    unmerge_lora,
+)
 from genai_lib.train import fit
 
 transformers = pytest.importorskip("transformers")
-logging.getLogger("transformers").setLevel(logging.ERROR)  # silence the tiny config's token-id warnings
+# silence the tiny config's token-id warnings
+logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def tiny_gpt(seed=0):
@@ -63,7 +71,8 @@ def test_merged_model_gives_the_same_logits_and_unmerge_restores_the_weights():
         merge_lora(model)
         merged = model(x)
     assert all(l.merged for l in layers)
-    assert not torch.allclose(layers[0].base.weight, base_weights[0])  # the update is in the weight now
+    # the update is in the weight now
+    assert not torch.allclose(layers[0].base.weight, base_weights[0])
     torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
     unmerge_lora(model)
     for layer, weight in zip(layers, base_weights):
@@ -73,13 +82,25 @@ def test_merged_model_gives_the_same_logits_and_unmerge_restores_the_weights():
 def test_lora_training_leaves_every_base_weight_untouched():
     model = tiny_gpt()
     layers = inject_lora(model, r=2, alpha=4.0)
-    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    frozen = {
+        name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad
+    }
     lora_before = layers[0].lora_B.detach().clone()
-    data = (torch.arange(400) % 13)
-    x = torch.stack([data[i:i + 16] for i in range(0, 300, 7)])
-    y = torch.stack([data[i + 1:i + 17] for i in range(0, 300, 7)])
-    history = fit(model, lambda b: next_token_loss(model(b[0]), b[1]), (x, y), steps=30, batch_size=8, lr=1e-2,
-                  weight_decay=0.1, device="cpu", progress=False, log_every=10)
+    data = torch.arange(400) % 13
+    x = torch.stack([data[i : i + 16] for i in range(0, 300, 7)])
+    y = torch.stack([data[i + 1 : i + 17] for i in range(0, 300, 7)])
+    history = fit(
+        model,
+        lambda b: next_token_loss(model(b[0]), b[1]),
+        (x, y),
+        steps=30,
+        batch_size=8,
+        lr=1e-2,
+        weight_decay=0.1,
+        device="cpu",
+        progress=False,
+        log_every=10,
+    )
     assert history.last("loss") < history.get("loss")[1][0]  # it learned something
     assert not torch.equal(layers[0].lora_B, lora_before)
     for name, p in model.named_parameters():
@@ -95,11 +116,18 @@ def test_lora_errors():
 
 
 def tiny_gpt2(activation="gelu_new", seed=0):
-    config = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=32, n_layer=2, n_head=2,
-                                     activation_function=activation)
+    config = transformers.GPT2Config(
+        vocab_size=50,
+        n_positions=16,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        activation_function=activation,
+    )
     torch.manual_seed(seed)
     model = transformers.GPT2LMHeadModel(config).eval()
-    with torch.no_grad():  # random biases and norm parameters, so that a mapping mistake cannot hide behind zeros/ones
+    # random biases and norm parameters, so that a mapping mistake cannot hide behind zeros/ones
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias") or ".ln_" in name:
                 p.add_(torch.randn_like(p) * 0.1)
@@ -115,12 +143,15 @@ def test_gpt2_weights_load_with_identical_logits(activation):
         expected = hf(x).logits
         got = ours(x)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    assert ours.config.bias and ours.config.gelu == ("tanh" if activation == "gelu_new" else "exact")
+    assert ours.config.bias and ours.config.gelu == (
+        "tanh" if activation == "gelu_new" else "exact"
+    )
 
 
 def test_from_hf_refuses_other_models():
-    bert_like = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=10,
-                                                                     n_positions=8))
+    bert_like = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=10, n_positions=8)
+    )
     bert_like.config.model_type = "bert"
     with pytest.raises(ValueError, match="GPT-2"):
         GPT.from_hf(bert_like)
@@ -132,14 +163,28 @@ def test_our_lora_equals_peft_lora_with_the_same_adapter_weights():
     hf = tiny_gpt2()
     ours = GPT.from_hf(hf)
     layers = with_trained_adapters(ours, r=4, alpha=8.0)
-    peft_model = peft.get_peft_model(hf, peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, fan_in_fan_out=True,
-                                                         target_modules=["c_attn", "c_proj", "c_fc"])).eval()
-    names = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.up": "mlp.c_fc", "mlp.proj": "mlp.c_proj"}
+    peft_model = peft.get_peft_model(
+        hf,
+        peft.LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            fan_in_fan_out=True,
+            target_modules=["c_attn", "c_proj", "c_fc"],
+        ),
+    ).eval()
+    names = {
+        "attn.qkv": "attn.c_attn",
+        "attn.proj": "attn.c_proj",
+        "mlp.up": "mlp.c_fc",
+        "mlp.proj": "mlp.c_proj",
+    }
     peft_state = peft_model.state_dict()
     copied = 0
     for name, module in ours.named_modules():
         if isinstance(module, LoRALinear):
-            block, _, rest = name.partition(".")[2].partition(".")  # "blocks.0.attn.qkv" -> "0", "attn.qkv"
+            # "blocks.0.attn.qkv" -> "0", "attn.qkv"
+            block, _, rest = name.partition(".")[2].partition(".")
             prefix = f"base_model.model.transformer.h.{block}.{names[rest]}"
             peft_state[f"{prefix}.lora_A.default.weight"].copy_(module.lora_A)
             peft_state[f"{prefix}.lora_B.default.weight"].copy_(module.lora_B)

@@ -11,15 +11,16 @@ The classifier is trained once for the module (about 10 s on one CPU core)
 in a temporary data folder, and shared by the tests that need a real one.
 Coverage and class accuracy use a stub classifier whose predictions we set.
 """
+
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import contextlib
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,23 @@ from torch.nn import functional as F
 
 from genai_lib import checkpoint as ckpt
 from genai_lib import metrics
+from genai_lib.classifiers import (
+    PINNED_DIR,
+    classifier_cache_path,
+    load_or_train_classifier,
+    load_pinned_classifier,
+    pin_classifier,
+)
 from genai_lib.data import ImageData, load_digits
-from genai_lib.classifiers import (PINNED_DIR, classifier_cache_path, load_or_train_classifier,
-                                   load_pinned_classifier, pin_classifier)
-from genai_lib.metrics import (accuracy, class_accuracy, class_coverage, fd_digits, frechet_distance,
-                               held_out_sample, real_floor)
+from genai_lib.metrics import (
+    accuracy,
+    class_accuracy,
+    class_coverage,
+    fd_digits,
+    frechet_distance,
+    held_out_sample,
+    real_floor,
+)
 from genai_lib.models import DigitClassifier
 from genai_lib.shipped import ShippedWeightsError
 
@@ -57,7 +70,10 @@ def exact_gaussian_sample(n: int, mean: Tensor, cov: Tensor, seed: int = 0) -> T
 
 
 def test_the_helper_gives_exact_moments():
-    mean, cov = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([[2.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
+    mean, cov = (
+        torch.tensor([1.0, -2.0], dtype=torch.float64),
+        torch.tensor([[2.0, 0.8], [0.8, 1.0]], dtype=torch.float64),
+    )
     x = exact_gaussian_sample(50, mean, cov)
     torch.testing.assert_close(x.mean(dim=0), mean, rtol=0, atol=1e-12)
     torch.testing.assert_close(torch.cov(x.T), cov, rtol=0, atol=1e-12)
@@ -66,10 +82,16 @@ def test_the_helper_gives_exact_moments():
 def test_fd_of_diagonal_gaussians_has_the_simple_closed_form():
     # Diagonal covariances commute, so FD = ||mu_a - mu_b||^2 + sum_i (sigma_a,i - sigma_b,i)^2.
     f64 = dict(dtype=torch.float64)
-    mu_a, mu_b = torch.tensor([0.0, 1.0, -1.0, 2.0], **f64), torch.tensor([0.5, 1.0, 1.0, -1.0], **f64)
-    sd_a, sd_b = torch.tensor([1.0, 2.0, 0.5, 1.0], **f64), torch.tensor([3.0, 1.0, 0.5, 0.1], **f64)
-    a = exact_gaussian_sample(40, mu_a, torch.diag(sd_a ** 2), seed=1)
-    b = exact_gaussian_sample(60, mu_b, torch.diag(sd_b ** 2), seed=2)
+    mu_a, mu_b = (
+        torch.tensor([0.0, 1.0, -1.0, 2.0], **f64),
+        torch.tensor([0.5, 1.0, 1.0, -1.0], **f64),
+    )
+    sd_a, sd_b = (
+        torch.tensor([1.0, 2.0, 0.5, 1.0], **f64),
+        torch.tensor([3.0, 1.0, 0.5, 0.1], **f64),
+    )
+    a = exact_gaussian_sample(40, mu_a, torch.diag(sd_a**2), seed=1)
+    b = exact_gaussian_sample(60, mu_b, torch.diag(sd_b**2), seed=2)
     expected = ((mu_a - mu_b) ** 2).sum() + ((sd_a - sd_b) ** 2).sum()  # 13.25 + 5.81 = 19.06
     assert frechet_distance(a, b) == pytest.approx(expected.item(), rel=RTOL)
 
@@ -79,11 +101,18 @@ def test_fd_of_non_commuting_covariances_matches_the_2x2_closed_form():
     # the eigenvalues l1, l2 of S_a S_b are non-negative, and (sqrt l1 + sqrt l2)^2 = l1 + l2 + 2 sqrt(l1 l2).
     s_a = torch.tensor([[2.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
     s_b = torch.tensor([[1.0, -0.5], [-0.5, 3.0]], dtype=torch.float64)
-    assert not torch.allclose(s_a @ s_b, s_b @ s_a)  # sqrt(S_a) sqrt(S_b) would be the wrong answer here
-    mu_a, mu_b = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
+    # sqrt(S_a) sqrt(S_b) would be the wrong answer here
+    assert not torch.allclose(s_a @ s_b, s_b @ s_a)
+    mu_a, mu_b = (
+        torch.tensor([1.0, 0.0], dtype=torch.float64),
+        torch.tensor([0.0, 2.0], dtype=torch.float64),
+    )
     trace_sqrt = math.sqrt(torch.trace(s_a @ s_b) + 2 * math.sqrt(torch.det(s_a) * torch.det(s_b)))
     expected = (mu_a - mu_b).square().sum().item() + torch.trace(s_a + s_b).item() - 2 * trace_sqrt
-    a, b = exact_gaussian_sample(30, mu_a, s_a, seed=3), exact_gaussian_sample(45, mu_b, s_b, seed=4)
+    a, b = (
+        exact_gaussian_sample(30, mu_a, s_a, seed=3),
+        exact_gaussian_sample(45, mu_b, s_b, seed=4),
+    )
     assert frechet_distance(a, b) == pytest.approx(expected, rel=RTOL)
 
 
@@ -98,7 +127,9 @@ def test_fd_from_plain_random_draws_is_close_to_the_closed_form():
     """
     n, g = 50_000, torch.Generator().manual_seed(0)
     a = torch.randn(n, 3, generator=g, dtype=torch.float64)
-    b = torch.tensor([1.0, 0.0, 0.0]) + torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 0.5])
+    b = torch.tensor([1.0, 0.0, 0.0]) + torch.randn(
+        n, 3, generator=g, dtype=torch.float64
+    ) * torch.tensor([2.0, 1.0, 0.5])
     assert frechet_distance(a, b) == pytest.approx(2.25, abs=0.125)
 
 
@@ -124,11 +155,14 @@ def test_fd_is_symmetric():
 def test_a_mean_shift_adds_its_squared_length():
     # Same covariance on both sides: the trace term is 0 and FD = ||shift||^2 exactly.
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(100, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+    x = torch.randn(100, 6, generator=g, dtype=torch.float64) @ torch.randn(
+        6, 6, generator=g, dtype=torch.float64
+    )
     direction = torch.randn(6, generator=g, dtype=torch.float64)
     fds = [frechet_distance(x, x + t * direction) for t in (0.5, 1.0, 2.0)]
     for t, fd in zip((0.5, 1.0, 2.0), fds):
-        assert fd == pytest.approx(t ** 2 * direction.square().sum().item(), rel=1e-8)  # rounding of a larger trace
+        # rounding of a larger trace
+        assert fd == pytest.approx(t**2 * direction.square().sum().item(), rel=1e-8)
     assert fds[0] < fds[1] < fds[2]
 
 
@@ -252,7 +286,9 @@ def trained(digits, tmp_path_factory):
         mp.setenv("GENAI_DATA", str(folder))
         out = io.StringIO()
         with one_thread(), contextlib.redirect_stdout(out):
-            classifier = load_or_train_classifier(digits, pinned=False, progress=False, device="cpu")
+            classifier = load_or_train_classifier(
+                digits, pinned=False, progress=False, device="cpu"
+            )
         yield classifier, out.getvalue(), folder
 
 
@@ -263,12 +299,15 @@ def test_the_classifier_is_accurate_on_held_out_digits(trained, digits):
     assert not classifier.training  # ready to measure: dropout off
     assert printed.startswith("Trained a digits classifier") and f"{100 * acc:.1f}%" in printed
     assert (folder / "classifiers" / "digits.pt").is_file()
-    assert classifier_cache_path(digits) == folder / "classifiers" / "digits.pt"  # GENAI_DATA, read at call time
+    # GENAI_DATA, read at call time
+    assert classifier_cache_path(digits) == folder / "classifiers" / "digits.pt"
 
 
 def test_a_second_call_loads_the_cache(trained, digits, capsys):
     classifier, _, folder = trained
-    loaded = load_or_train_classifier(digits, cache_dir=folder / "classifiers", pinned=False, steps=1, device="cpu")
+    loaded = load_or_train_classifier(
+        digits, cache_dir=folder / "classifiers", pinned=False, steps=1, device="cpu"
+    )
     assert capsys.readouterr().out.startswith("Loaded the digits classifier")
     for key, value in classifier.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
@@ -290,18 +329,29 @@ def _other_network(path):
     ckpt.atomic_save(state, path)
 
 
-@pytest.mark.parametrize("spoil, reason", [(_truncate, "cannot be read"), (_foreign, "not a genai_lib"),
-                                           (_other_network, "different network")])
-def test_a_bad_cache_file_is_retrained_with_a_note(trained, digits, tmp_path, capsys, spoil, reason):
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (_truncate, "cannot be read"),
+        (_foreign, "not a genai_lib"),
+        (_other_network, "different network"),
+    ],
+)
+def test_a_bad_cache_file_is_retrained_with_a_note(
+    trained, digits, tmp_path, capsys, spoil, reason
+):
     path = tmp_path / "digits.pt"
     path.write_bytes((trained[2] / "classifiers" / "digits.pt").read_bytes())
     spoil(path)
     with one_thread():
-        load_or_train_classifier(digits, cache_dir=tmp_path, pinned=False, steps=20, progress=False, device="cpu")
+        load_or_train_classifier(
+            digits, cache_dir=tmp_path, pinned=False, steps=20, progress=False, device="cpu"
+        )
     out = capsys.readouterr().out
     assert out.startswith(f"Note: the cached classifier {path} cannot be used") and reason in out
     assert "Trained a digits classifier" in out
-    load_or_train_classifier(digits, cache_dir=tmp_path, pinned=False, device="cpu")  # the file was overwritten: it loads
+    # the file was overwritten: it loads
+    load_or_train_classifier(digits, cache_dir=tmp_path, pinned=False, device="cpu")
     assert capsys.readouterr().out.startswith("Loaded")
 
 
@@ -310,7 +360,9 @@ def test_fd_digits_separates_real_from_fake(trained, digits):
     n = len(digits.val_images)  # 359
     reference = held_out_sample(digits, n)
     floor = real_floor(classifier, digits, n)
-    noise = fd_digits(classifier, torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0)), reference)
+    noise = fd_digits(
+        classifier, torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0)), reference
+    )
     zeros_only = fd_digits(classifier, digits.train_images[digits.train_labels == 0][:n], reference)
     # Measured: floor about 4-5, noise about 130, only zeros about 320. Factors of 10 leave room
     # for another seed or torch version, and still fail for a metric that cannot tell them apart.
@@ -321,7 +373,8 @@ def test_fd_digits_separates_real_from_fake(trained, digits):
 def test_the_floor_depends_on_the_sample_size(trained, digits):
     # FD from n samples is biased upwards, more for small n: values are comparable only at equal n.
     classifier, _, _ = trained
-    assert real_floor(classifier, digits, 50) > 2 * real_floor(classifier, digits, 359)  # measured 26 vs 5
+    # measured 26 vs 5
+    assert real_floor(classifier, digits, 50) > 2 * real_floor(classifier, digits, 359)
 
 
 def test_held_out_sample_is_a_repeatable_subset_of_the_validation_images(digits):
@@ -353,9 +406,13 @@ def test_importing_the_metrics_loads_no_training_code():
     Getting a classifier does train (genai_lib.classifiers); chapters import it from the metrics by name,
     and it is loaded then, which also shows the check can see an import of the training loop.
     """
-    probe = ("import sys, genai_lib.metrics as m; before = sorted(k for k in sys.modules if k.startswith('genai_lib'));"
-             "m.load_or_train_classifier; print(before, 'genai_lib.train' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    probe = (
+        "import sys, genai_lib.metrics as m; before = sorted(k for k in sys.modules if k.startswith('genai_lib'));"
+        "m.load_or_train_classifier; print(before, 'genai_lib.train' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     before, after = done.stdout.strip().rsplit(" ", 1)
     assert before == str(["genai_lib", "genai_lib.config", "genai_lib.metrics"])
@@ -370,13 +427,16 @@ def test_the_digits_load_the_pinned_classifier_everywhere(digits, capsys, tmp_pa
     monkeypatch.setenv("GENAI_DATA", str(tmp_path))  # an empty cache: nothing is trained or written
     classifier = load_or_train_classifier(digits, device="cpu")
     out = capsys.readouterr().out
-    assert out.startswith("Loaded the course's pinned digits classifier (data/classifiers/digits.safetensors")
+    assert out.startswith(
+        "Loaded the course's pinned digits classifier (data/classifiers/digits.safetensors"
+    )
     meta = json.loads((PINNED_DIR / "digits.json").read_text())
     acc = accuracy(classifier, digits.val_images, digits.val_labels)
     assert f"{100 * acc:.1f}%" in out and round(acc, 4) == meta["held_out_accuracy"]
     assert acc >= 0.97 and not classifier.training
     assert not (tmp_path / "classifiers").exists()
-    assert str(tmp_path) not in out and "/" + "home" not in out  # no machine path in a chapter's output
+    # no machine path in a chapter's output
+    assert str(tmp_path) not in out and "/" + "home" not in out
 
 
 def _pinned_copy(tmp_path, steps=5):
@@ -389,7 +449,10 @@ def _pinned_copy(tmp_path, steps=5):
 def test_pin_classifier_round_trip_and_its_checks(tmp_path):
     folder = _pinned_copy(tmp_path)
     meta = json.loads((folder / "digits.json").read_text())
-    assert meta["command"] == "python -m genai_lib pretrain --classifier" and meta["network"]["feature_dim"] == 64
+    assert (
+        meta["command"] == "python -m genai_lib pretrain --classifier"
+        and meta["network"]["feature_dim"] == 64
+    )
     loaded = load_pinned_classifier(load_digits(), folder, device="cpu")
     assert not loaded.training
     # one flipped byte in the weights: refused, with the way to restore or rebuild it
@@ -397,7 +460,9 @@ def test_pin_classifier_round_trip_and_its_checks(tmp_path):
     raw = bytearray(weights.read_bytes())
     raw[-3] ^= 0xFF
     weights.write_bytes(bytes(raw))
-    with pytest.raises(ShippedWeightsError, match="does not match its recorded SHA-256.*pretrain --classifier"):
+    with pytest.raises(
+        ShippedWeightsError, match="does not match its recorded SHA-256.*pretrain --classifier"
+    ):
         load_pinned_classifier(load_digits(), folder)
     weights.unlink()
     with pytest.raises(ShippedWeightsError, match="which is missing"):
@@ -412,7 +477,13 @@ def test_pin_classifier_round_trip_and_its_checks(tmp_path):
 def test_a_pinned_classifier_for_other_images_is_refused(tmp_path):
     folder = _pinned_copy(tmp_path)
     digits = load_digits()
-    bigger = ImageData("digits", torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long),
-                       torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long), digits.classes)
+    bigger = ImageData(
+        "digits",
+        torch.zeros(4, 1, 16, 16),
+        torch.zeros(4, dtype=torch.long),
+        torch.zeros(4, 1, 16, 16),
+        torch.zeros(4, dtype=torch.long),
+        digits.classes,
+    )
     with pytest.raises(ShippedWeightsError, match=r"made for images \(1, 8, 8\).*\(1, 16, 16\)"):
         load_pinned_classifier(bigger, folder)

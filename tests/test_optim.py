@@ -1,4 +1,5 @@
 """Muon: the parameter split between torch.optim.Muon and AdamW, and that the pair trains a GPT."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """`python -m genai_lib pack`: one zip of the course, installable with pip, that never replaces a file unasked."""
+
 import shutil
 import zipfile
 from pathlib import Path
@@ -27,15 +28,27 @@ def test_the_pack_holds_the_package_its_shipped_data_and_the_chapters_in_one_fol
     root = course_copy(tmp_path)
     out = packing.pack(tmp_path / "genai-course.zip", root=root)
     names = zipfile.ZipFile(out).namelist()
-    assert all(n.startswith("genai-course/") for n in names)  # one top folder, as pip expects of an archive
+    # one top folder, as pip expects of an archive
+    assert all(n.startswith("genai-course/") for n in names)
     inside = {n.removeprefix("genai-course/") for n in names}
-    assert {"pyproject.toml", "README.md", "genai_lib/__init__.py", "genai_lib/train.py", "data/README.md",
-            "data/pretrained/base_pydoc.safetensors", "data/classifiers/digits.json",
-            "chapters/00_welcome.ipynb"} <= inside
-    assert not any("mnist" in n or "__pycache__" in n for n in inside)  # downloads and caches stay out
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "genai_lib/__init__.py",
+        "genai_lib/train.py",
+        "data/README.md",
+        "data/pretrained/base_pydoc.safetensors",
+        "data/classifiers/digits.json",
+        "chapters/00_welcome.ipynb",
+    } <= inside
+    # downloads and caches stay out
+    assert not any("mnist" in n or "__pycache__" in n for n in inside)
     # every module and every chapter of the course travels
-    assert {f"genai_lib/{p.relative_to(root / 'genai_lib').as_posix()}" for p in (root / "genai_lib").rglob("*.py")
-            if "__pycache__" not in p.parts} <= inside
+    assert {
+        f"genai_lib/{p.relative_to(root / 'genai_lib').as_posix()}"
+        for p in (root / "genai_lib").rglob("*.py")
+        if "__pycache__" not in p.parts
+    } <= inside
     assert {f"chapters/{p.name}" for p in (root / "chapters").glob("*.ipynb")} <= inside
 
 
@@ -43,7 +56,10 @@ def test_pack_never_replaces_a_file_unless_told(tmp_path, capsys):
     out = tmp_path / "genai-course.zip"
     out.write_bytes(b"an instructor's own file")
     assert cli_main(["pack", "--out", str(out)]) == 1
-    assert "exists already" in capsys.readouterr().err and out.read_bytes() == b"an instructor's own file"
+    assert (
+        "exists already" in capsys.readouterr().err
+        and out.read_bytes() == b"an instructor's own file"
+    )
     assert cli_main(["pack", "--out", str(out), "--overwrite"]) == 0
     assert zipfile.is_zipfile(out) and "In Colab: upload it" in capsys.readouterr().out
     assert not list(tmp_path.glob("*.tmp"))  # written through a temporary file, renamed into place

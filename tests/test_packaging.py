@@ -4,15 +4,16 @@ Building a wheel needs the build tools from PyPI, and the suite runs offline; so
 files out as pyproject.toml says a wheel holds them (genai_lib/ and data/ as genai_lib/_data/), in a
 folder outside the repository, and runs Python there, from a folder with no data/ anywhere near.
 """
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -31,7 +32,9 @@ print(config.SHIPPED_DATA_DIR)
 
 def install_like_a_wheel(site: Path, with_data: bool = True) -> None:
     """genai_lib as pyproject.toml packages it: its packages, and data/ mapped to genai_lib._data."""
-    shutil.copytree(ROOT / "genai_lib", site / "genai_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "genai_lib", site / "genai_lib", ignore=shutil.ignore_patterns("__pycache__")
+    )
     if with_data:
         for package, folder in SETUPTOOLS["package-dir"].items():
             shutil.copytree(ROOT / folder, site / Path(*package.split(".")))
@@ -39,18 +42,25 @@ def install_like_a_wheel(site: Path, with_data: bool = True) -> None:
 
 def run_probe(site: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(cwd), "GENAI_FAST": "1"}
-    return subprocess.run([sys.executable, "-c", PROBE], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_package_is_listed_for_the_wheel():
     """A new subpackage of genai_lib must be added to pyproject.toml's list, or a wheel would leave it out."""
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "genai_lib").rglob("__init__.py")}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "genai_lib").rglob("__init__.py")
+    }
     listed = set(SETUPTOOLS["packages"])
     assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
     shipped = {p for p in listed if p.startswith("genai_lib._data")}
-    folders = {"genai_lib._data" + ("." + ".".join(d.relative_to(ROOT / "data").parts) if d != ROOT / "data" else "")
-               for d in [ROOT / "data", *[d for d in (ROOT / "data").rglob("*") if d.is_dir()]]}
+    folders = {
+        "genai_lib._data"
+        + ("." + ".".join(d.relative_to(ROOT / "data").parts) if d != ROOT / "data" else "")
+        for d in [ROOT / "data", *[d for d in (ROOT / "data").rglob("*") if d.is_dir()]]
+    }
     assert folders == shipped
 
 

@@ -1,4 +1,5 @@
 """The shipped base model: saved as safetensors with a SHA-256, refused when tampered, reproducible."""
+
 import json
 
 import pytest
@@ -39,7 +40,9 @@ def test_a_tampered_or_missing_file_is_refused(tiny_base, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # flip the bits of one byte of one weight
     weights.write_bytes(bytes(data))
-    with pytest.raises(BaseModelError, match="does not match its recorded SHA-256.*python -m genai_lib pretrain"):
+    with pytest.raises(
+        BaseModelError, match="does not match its recorded SHA-256.*python -m genai_lib pretrain"
+    ):
         load_base(tmp_path)
     weights.write_bytes(bytes(data[:1000]))  # truncated
     with pytest.raises(BaseModelError, match="truncated"):
@@ -53,7 +56,10 @@ def test_a_tampered_or_missing_file_is_refused(tiny_base, tmp_path):
 
 def test_the_shipped_base_matches_its_checksum():
     if not (DEFAULT_DIR / "base_pydoc.json").is_file():
-        pytest.fail(f"The pretrained base is missing from {DEFAULT_DIR}; run python -m genai_lib pretrain.")
+        pytest.fail(
+            f"The pretrained base is missing from {DEFAULT_DIR}; run python -m genai_lib pretrain."
+        )
     model, tokenizer, meta = load_base()
     assert (DEFAULT_DIR / meta["weights_file"]).stat().st_size < 10 * 1024 * 1024
-    assert meta["val_bits_per_char"] < 2.5  # it learned English: far below the 4.5-bit unigram floor (held-out entropy)
+    # it learned English: far below the 4.5-bit unigram floor (held-out entropy)
+    assert meta["val_bits_per_char"] < 2.5

@@ -1,4 +1,5 @@
 """The recipes that chapters, benchmarks and the command line share: repeatable, and their settings matter."""
+
 import torch
 
 from genai_lib.data import load_digits
@@ -18,8 +19,12 @@ def test_train_vae_repeats_with_a_seed_and_follows_its_schedule():
     assert not a.training and next(a.parameters()).device.type == "cpu"
     assert history.get("lr")[1][0] < history.get("lr")[1][-2]  # the first epoch warms up
     # and the comparison can fail: the benchmark's constant schedule lands elsewhere
-    c, _, _ = train_vae(images, arch="mlp", latent_dim=4, schedule="constant", warmup_epochs=0, **FAST)
-    assert not torch.equal(a.state_dict()["decoder_body.0.weight"], c.state_dict()["decoder_body.0.weight"])
+    c, _, _ = train_vae(
+        images, arch="mlp", latent_dim=4, schedule="constant", warmup_epochs=0, **FAST
+    )
+    assert not torch.equal(
+        a.state_dict()["decoder_body.0.weight"], c.state_dict()["decoder_body.0.weight"]
+    )
 
 
 def test_train_and_measure_lm_scores_the_whole_held_out_text():
@@ -27,8 +32,17 @@ def test_train_and_measure_lm_scores_the_whole_held_out_text():
     tokens = torch.randint(0, 7, (3000,), generator=g)
     train, val = tokens[:2500], tokens[2500:]
     model = MLPLM(7, context=4, embed_dim=8, hidden=16)
-    result = train_and_measure_lm(model, train, val, steps=20, block_size=16, batch_size=8, lr=1e-2, device="cpu",
-                                  progress=False)
+    result = train_and_measure_lm(
+        model,
+        train,
+        val,
+        steps=20,
+        block_size=16,
+        batch_size=8,
+        lr=1e-2,
+        device="cpu",
+        progress=False,
+    )
     assert result.held_out_bits == bits(evaluate_lm(model, val, 16))
     assert result.parameters == sum(p.numel() for p in model.parameters())
     assert [s for s, _ in zip(*result.history.get("val_bits", "val"))] == list(range(2, 21, 2))

@@ -1,4 +1,5 @@
 """Decoding: top-k, top-p, temperature, and generation with and without the KV cache."""
+
 import pytest
 import torch
 
@@ -10,8 +11,15 @@ def test_top_p_keeps_the_smallest_set_that_reaches_p():
     probs = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15])
     logits = probs.log()
     # sorted: 0.4, 0.3, 0.15, 0.1, 0.05 -> cumulative 0.4, 0.7, 0.85, 0.95, 1.0
-    for p, kept in [(0.3, {1}), (0.4, {1}), (0.41, {1, 3}), (0.7, {1, 3}), (0.8, {1, 3, 4}),
-                    (0.9, {1, 3, 4, 2}), (1.0, {0, 1, 2, 3, 4})]:
+    for p, kept in [
+        (0.3, {1}),
+        (0.4, {1}),
+        (0.41, {1, 3}),
+        (0.7, {1, 3}),
+        (0.8, {1, 3, 4}),
+        (0.9, {1, 3, 4, 2}),
+        (1.0, {0, 1, 2, 3, 4}),
+    ]:
         out = next_token_probs(logits, top_p=p)
         assert set(torch.nonzero(out).flatten().tolist()) == kept, p
         # the kept tokens keep their relative probabilities
@@ -63,8 +71,15 @@ def gpt(block_size=12, seed=0):
     return GPT(GPTConfig(vocab_size=7, block_size=block_size, n_layer=2, n_head=2, n_embd=16))
 
 
-@pytest.mark.parametrize("settings", [dict(temperature=0), dict(temperature=1.0, seed=3),
-                                      dict(temperature=0.8, top_p=0.9, seed=4), dict(top_k=3, seed=5)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(temperature=0),
+        dict(temperature=1.0, seed=3),
+        dict(temperature=0.8, top_p=0.9, seed=4),
+        dict(top_k=3, seed=5),
+    ],
+)
 def test_generation_with_the_cache_equals_generation_without(settings):
     model = gpt()
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])

@@ -8,6 +8,7 @@ as differences of ~1e-7 absolute. ``atol=1e-5`` leaves room for that and
 nothing else: a step that used other data or other gradients moves weights
 by ~1e-2 (the learning rate).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,15 +35,26 @@ CLOSE = dict(atol=1e-5, rtol=1e-4)
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], **CLOSE, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            a[name], b[name], **CLOSE, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def torchrun(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     """2 gloo processes on this machine, talking over loopback only; killed if they hang."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        *args,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert done.returncode == 0, (
+        f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
     return done
 
 
@@ -83,8 +95,17 @@ def test_epoch_batches_given_to_fit_are_cut_into_parts_too():
     big = make_model(0.0, seed=1)
     train(big, 32, steps=4)
     given = make_model(0.0, seed=1)
-    fit(given, lambda b: ((given(b[0]) - b[1]) ** 2).mean(), EpochBatches((x, y), 8), steps=4, lr=1e-2,
-        warmup_steps=1, device="cpu", progress=False, accumulate=4)
+    fit(
+        given,
+        lambda b: ((given(b[0]) - b[1]) ** 2).mean(),
+        EpochBatches((x, y), 8),
+        steps=4,
+        lr=1e-2,
+        warmup_steps=1,
+        device="cpu",
+        progress=False,
+        accumulate=4,
+    )
     assert_same_weights(big.state_dict(), given.state_dict())
 
 
@@ -92,7 +113,10 @@ def test_accumulate_and_batch_errors():
     model = make_model(0.0, seed=1)
     with pytest.raises(ValueError, match="accumulate must be at least 1"):
         train(model, 8, steps=1, accumulate=0)
-    with pytest.raises(ValueError, match=r"One step's batch \(4 parts of batch_size=32\) is larger than the dataset \(96"):
+    with pytest.raises(
+        ValueError,
+        match=r"One step's batch \(4 parts of batch_size=32\) is larger than the dataset \(96",
+    ):
         train(model, 32, steps=1, accumulate=4)
 
 
@@ -108,7 +132,9 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
     history = train(single, 2 * b, steps)
     assert_same_weights(single.state_dict(), result["plain"])
     # rank 0 logged the mean over both ranks: the loss of the whole batch of 2b
-    torch.testing.assert_close([r["loss"] for r in result["plain_history"]], history.get("loss")[1], **CLOSE)
+    torch.testing.assert_close(
+        [r["loss"] for r in result["plain_history"]], history.get("loss")[1], **CLOSE
+    )
 
     # stopped half-way and resumed under DDP: exactly the uninterrupted run, dropout masks included
     for name, value in result["uninterrupted"].items():
@@ -129,7 +155,12 @@ def test_outside_torchrun_the_world_has_one_process(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     process = distributed.init(torch.device("cpu"))
-    assert (process.rank, process.world_size, process.is_main, process.distributed) == (0, 1, True, False)
+    assert (process.rank, process.world_size, process.is_main, process.distributed) == (
+        0,
+        1,
+        True,
+        False,
+    )
     values = torch.tensor([1.0, 2.0])
     assert distributed.mean_over_ranks(values) is values
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
@@ -162,11 +193,19 @@ def run_kinds(tmp_path: Path, *flags: str) -> tuple[dict, dict, dict]:
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     torchrun(WORKER, str(tmp_path / "two"), "8", *flags)
-    one = subprocess.run([sys.executable, WORKER, str(tmp_path / "one"), "16", *flags], capture_output=True,
-                         text=True, timeout=240)
+    one = subprocess.run(
+        [sys.executable, WORKER, str(tmp_path / "one"), "16", *flags],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     load = lambda path: torch.load(path, weights_only=True)  # noqa: E731
-    return load(tmp_path / "two/rank0.pt"), load(tmp_path / "two/rank1.pt"), load(tmp_path / "one/rank0.pt")
+    return (
+        load(tmp_path / "two/rank0.pt"),
+        load(tmp_path / "two/rank1.pt"),
+        load(tmp_path / "one/rank0.pt"),
+    )
 
 
 @pytest.mark.parametrize("flags", [(), ("--compile",)], ids=["eager", "compiled"])
@@ -176,7 +215,9 @@ def test_every_kind_of_objective_ends_bit_identical_on_every_rank(tmp_path, flag
     assert set(rank0) == set(KINDS)
     for kind in KINDS:
         for name, value in rank0[kind].items():
-            assert torch.equal(value, rank1[kind][name]), f"{kind}: {name} differs between the ranks"
+            assert torch.equal(value, rank1[kind][name]), (
+                f"{kind}: {name} differs between the ranks"
+            )
     for kind in SAME_AS_ONE_PROCESS:
         assert_same_weights(rank0[kind], one[kind])
 
@@ -210,8 +251,11 @@ def test_compile_failure_falls_back_with_a_clear_warning():
     eager = make_model(0.0, seed=1)
     train(eager, 16, steps=4)
     fallback = make_model(0.0, seed=1)
-    with pytest.warns(UserWarning, match=r"torch.compile failed on the first step .*no C\+\+ compiler.*"
-                                         r"Training continues without it"):
+    with pytest.warns(
+        UserWarning,
+        match=r"torch.compile failed on the first step .*no C\+\+ compiler.*"
+        r"Training continues without it",
+    ):
         train(fallback, 16, steps=4, compile=broken_backend)
     assert_same_weights(eager.state_dict(), fallback.state_dict())
     torch._dynamo.reset()
@@ -222,8 +266,16 @@ def test_errors_that_are_not_compile_errors_still_raise():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the compile attempt's warning; the error is what matters
         with pytest.raises(ValueError, match="must be a scalar"):
-            fit(model, lambda b: (model(b[0]) - b[1]) ** 2, make_data(), steps=2, batch_size=8, device="cpu",
-                progress=False, compile="aot_eager")
+            fit(
+                model,
+                lambda b: (model(b[0]) - b[1]) ** 2,
+                make_data(),
+                steps=2,
+                batch_size=8,
+                device="cpu",
+                progress=False,
+                compile="aot_eager",
+            )
     torch._dynamo.reset()
 
 
@@ -231,9 +283,25 @@ def test_errors_that_are_not_compile_errors_still_raise():
 
 
 def test_train_gpt_settings_from_the_command_line():
-    settings = parse_args(["--steps", "7", "--accumulate", "2", "--compile", "--stop-after", "3",
-                           "--precision", "bf16"])
-    assert (settings.steps, settings.accumulate, settings.compile, settings.stop_after) == (7, 2, True, 3)
+    settings = parse_args(
+        [
+            "--steps",
+            "7",
+            "--accumulate",
+            "2",
+            "--compile",
+            "--stop-after",
+            "3",
+            "--precision",
+            "bf16",
+        ]
+    )
+    assert (settings.steps, settings.accumulate, settings.compile, settings.stop_after) == (
+        7,
+        2,
+        True,
+        3,
+    )
     assert settings.precision == "bf16" and settings.n_layer == GPTRun().n_layer
     assert parse_args([]).progress == "text"
     for bad in (["--precision", "fp8"], ["--corpus", "wikipedia"], ["--steps", "many"]):
@@ -241,10 +309,15 @@ def test_train_gpt_settings_from_the_command_line():
             parse_args(bad)
 
 
-@pytest.mark.parametrize("bad, said", [(["--stop-after", "-1"], "--stop-after must be at least 1; got -1"),
-                                       (["--batch-size", "0"], "--batch-size must be at least 1; got 0"),
-                                       (["--log-every", "0"], "--log-every must be at least 1; got 0"),
-                                       (["--lr", "-0.1"], "--lr positive")])
+@pytest.mark.parametrize(
+    "bad, said",
+    [
+        (["--stop-after", "-1"], "--stop-after must be at least 1; got -1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1; got 0"),
+        (["--log-every", "0"], "--log-every must be at least 1; got 0"),
+        (["--lr", "-0.1"], "--lr positive"),
+    ],
+)
 def test_train_gpt_refuses_numbers_that_would_train_nothing_or_crash_later(bad, said, capsys):
     """These used to exit 0 having trained nothing, or die deep inside torch."""
     with pytest.raises(SystemExit):
@@ -253,9 +326,28 @@ def test_train_gpt_refuses_numbers_that_would_train_nothing_or_crash_later(bad, 
 
 
 def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
-    common = ["-m", "genai_lib.train_gpt", "--steps", "8", "--n-layer", "1", "--n-embd", "32", "--batch-size", "8",
-              "--checkpoint", str(tmp_path / "gpt.pt"), "--log-file", str(tmp_path / "log.jsonl"),
-              "--log-every", "2", "--device", "cpu", "--progress", "off"]
+    common = [
+        "-m",
+        "genai_lib.train_gpt",
+        "--steps",
+        "8",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "32",
+        "--batch-size",
+        "8",
+        "--checkpoint",
+        str(tmp_path / "gpt.pt"),
+        "--log-file",
+        str(tmp_path / "log.jsonl"),
+        "--log-every",
+        "2",
+        "--device",
+        "cpu",
+        "--progress",
+        "off",
+    ]
     first = torchrun(*common, "--stop-after", "4")
     assert "4 steps on 2 process(es)" in first.stdout
     second = torchrun(*common)
@@ -264,13 +356,26 @@ def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
 
     records = read_log(tmp_path / "log.jsonl")
     summaries = [r for r in records if r["kind"] == "summary"]
-    assert [(s["steps_done"], s["steps_this_run"], s["world_size"]) for s in summaries] == [(4, 4, 2), (8, 4, 2)]
+    assert [(s["steps_done"], s["steps_this_run"], s["world_size"]) for s in summaries] == [
+        (4, 4, 2),
+        (8, 4, 2),
+    ]
     train_steps = [r["step"] for r in records if r["kind"] == "history" and r["split"] == "train"]
     assert train_steps == [2, 4, 6, 8]  # each run logged its own steps once
 
     # the same 8 steps in one go, one process with the batch of both ranks, land on the same weights
-    one = run(GPTRun(steps=8, n_layer=1, n_embd=32, batch_size=16, device="cpu", progress="off", log_every=2,
-                     checkpoint=str(tmp_path / "single.pt")))
+    one = run(
+        GPTRun(
+            steps=8,
+            n_layer=1,
+            n_embd=32,
+            batch_size=16,
+            device="cpu",
+            progress="off",
+            log_every=2,
+            checkpoint=str(tmp_path / "single.pt"),
+        )
+    )
     assert one["world_size"] == 1
     both = ckpt.load_file(tmp_path / "gpt.pt")["models"]["model"]
     single = ckpt.load_file(tmp_path / "single.pt")["models"]["model"]
@@ -280,11 +385,36 @@ def test_train_gpt_under_torchrun_resumes_from_its_checkpoint(tmp_path):
 def test_train_gpt_log_file_grows_as_it_trains(tmp_path):
     """A run killed outright keeps the steps it logged: rows are appended as they are logged, not at the end."""
     log = tmp_path / "log.jsonl"
-    cmd = [sys.executable, "-m", "genai_lib.train_gpt", "--steps", "100000", "--n-layer", "1", "--n-embd", "16",
-           "--batch-size", "4", "--block-size", "16", "--log-every", "1", "--device", "cpu", "--progress", "off",
-           "--log-file", str(log)]
-    worker = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "genai_lib.train_gpt",
+        "--steps",
+        "100000",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "16",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "16",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+        "--progress",
+        "off",
+        "--log-file",
+        str(log),
+    ]
+    worker = subprocess.Popen(
+        cmd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and worker.poll() is None:

@@ -1,4 +1,5 @@
 """genai_lib.data.toy: the eight-Gaussians ring and the mode-coverage score."""
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ def test_true_samples_cover_all_eight_modes_with_99_percent_high_quality():
 
 def test_a_collapsed_sample_set_covers_one_mode():
     std = 0.02
-    collapsed = ring_centres()[2] + std * torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    collapsed = ring_centres()[2] + std * torch.randn(
+        2000, 2, generator=torch.Generator().manual_seed(0)
+    )
     result = mode_coverage(collapsed, ring_centres(), std)
     assert result["modes_covered"] == 1
     assert result["counts"][2] == sum(result["counts"])
@@ -57,7 +60,7 @@ def test_a_collapsed_sample_set_covers_one_mode():
 def test_points_between_modes_are_neither_good_nor_covering():
     std = 0.02
     centres = ring_centres()
-    between = (centres + centres.roll(1, dims=0)) / 2        # midpoints of neighbouring modes
+    between = (centres + centres.roll(1, dims=0)) / 2  # midpoints of neighbouring modes
     result = mode_coverage(between.repeat(100, 1), centres, std)
     assert result == {"modes_covered": 0, "high_quality": 0.0, "counts": [0] * 8}
 

@@ -1,4 +1,5 @@
 """The shared training loop: learning, schedules, clipping, precision, checkpoints and resume."""
+
 import re
 
 import pytest
@@ -6,8 +7,15 @@ import torch
 from torch import nn
 
 from genai_lib import checkpoint as ckpt
-from genai_lib.train import (EpochBatches, History, Objective, TrainingDivergedError,
-                             choose_precision, fit, lr_factor)
+from genai_lib.train import (
+    EpochBatches,
+    History,
+    Objective,
+    TrainingDivergedError,
+    choose_precision,
+    fit,
+    lr_factor,
+)
 
 
 def regression_data(n=256, seed=0):
@@ -22,7 +30,9 @@ class Net(nn.Module):
 
     def __init__(self, hidden=16):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
+        self.body = nn.Sequential(
+            nn.Linear(4, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x):
         return self.body(x).squeeze(-1)
@@ -34,6 +44,7 @@ def mse(model):
         noise = 0.01 * torch.randn_like(y)  # draws from the global RNG inside the step
         pred = model(x)
         return {"loss": ((pred - y - noise) ** 2).mean(), "mae": (pred - y).abs().mean()}
+
     return loss_fn
 
 
@@ -78,20 +89,33 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 
 def test_one_objective_with_two_optimizers_steps_both_and_resumes_exactly(tmp_path):
     """Muon for the matrices and AdamW for the rest, say: each optimizer, schedule and state is saved and restored."""
+
     def run(path=None, stop_after=None, seed=0):
         model = make_net(seed)
         matrices = [p for p in model.parameters() if p.dim() == 2]
         vectors = [p for p in model.parameters() if p.dim() < 2]
-        optimizers = [torch.optim.SGD(matrices, lr=0.05, momentum=0.9), torch.optim.AdamW(vectors, lr=1e-2)]
-        history = fit([Objective("model", model, mse(model), optimizers)], data=regression_data(), steps=12,
-                      batch_size=16, warmup_steps=3, log_every=4, progress=False, checkpoint_path=path,
-                      stop_after=stop_after)
+        optimizers = [
+            torch.optim.SGD(matrices, lr=0.05, momentum=0.9),
+            torch.optim.AdamW(vectors, lr=1e-2),
+        ]
+        history = fit(
+            [Objective("model", model, mse(model), optimizers)],
+            data=regression_data(),
+            steps=12,
+            batch_size=16,
+            warmup_steps=3,
+            log_every=4,
+            progress=False,
+            checkpoint_path=path,
+            stop_after=stop_after,
+        )
         return model, optimizers, history
 
     torch.manual_seed(7)
     straight, optimizers, h_straight = run()
     assert all(opt.state for opt in optimizers)  # both stepped
-    assert optimizers[0].param_groups[0]["lr"] < 0.05 and optimizers[1].param_groups[0]["lr"] < 1e-2  # both decayed
+    # both decayed
+    assert optimizers[0].param_groups[0]["lr"] < 0.05 and optimizers[1].param_groups[0]["lr"] < 1e-2
     torch.manual_seed(7)
     run(tmp_path / "run.pt", stop_after=5)
     resumed, _, h_resumed = run(tmp_path / "run.pt", seed=3)
@@ -102,13 +126,17 @@ def test_one_objective_with_two_optimizers_steps_both_and_resumes_exactly(tmp_pa
 
 def test_resume_is_exact_with_two_objectives_and_function_data(tmp_path):
     """The GAN shape: two models, two optimizers, each stepped on the same batch."""
+
     def build():
         torch.manual_seed(0)
         a, b = nn.Linear(3, 3), nn.Linear(3, 1)
+
         def loss_a(x):
             return (b(a(x)) ** 2).mean()
+
         def loss_b(x):
             return ((b(a(x).detach()) - 1) ** 2).mean()
+
         return a, b, [Objective("b", b, loss_b), Objective("a", a, loss_a, every=2)]
 
     def batches(step):
@@ -129,11 +157,17 @@ def test_an_objective_updates_only_its_own_model():
     torch.manual_seed(0)
     a, b = nn.Linear(3, 3), nn.Linear(3, 1)
     b_before = params(b)
-    fit([Objective("a", a, lambda x: b(a(x)).pow(2).mean())], data=torch.randn(64, 3),
-        steps=5, batch_size=16, progress=False)
+    fit(
+        [Objective("a", a, lambda x: b(a(x)).pow(2).mean())],
+        data=torch.randn(64, 3),
+        steps=5,
+        batch_size=16,
+        progress=False,
+    )
     for key, value in b_before.items():
         assert torch.equal(value, b.state_dict()[key])
-    assert all(p.grad is not None for p in b.parameters())  # b did see gradients, it just wasn't stepped
+    # b did see gradients, it just wasn't stepped
+    assert all(p.grad is not None for p in b.parameters())
 
 
 def test_gradient_clipping_bounds_the_update():
@@ -142,9 +176,16 @@ def test_gradient_clipping_bounds_the_update():
     w = nn.Linear(4, 1, bias=False)
     before = w.weight.detach().clone()
     opt = torch.optim.SGD(w.parameters(), lr=1.0)
-    history = fit([Objective("w", w, lambda x: 1000 * w.weight.sum() + 0 * x.sum(), optimizer=opt)],
-                  data=torch.zeros(4, 1), batch_size=4, steps=1, grad_clip=0.5, schedule="constant",
-                  progress=False, log_every=1)
+    history = fit(
+        [Objective("w", w, lambda x: 1000 * w.weight.sum() + 0 * x.sum(), optimizer=opt)],
+        data=torch.zeros(4, 1),
+        batch_size=4,
+        steps=1,
+        grad_clip=0.5,
+        schedule="constant",
+        progress=False,
+        log_every=1,
+    )
     moved = (w.weight.detach() - before).norm().item()
     assert moved == pytest.approx(0.5, rel=1e-5)
     assert history.last("grad_norm") == pytest.approx(2000.0, rel=1e-5)  # logged before clipping
@@ -164,10 +205,21 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 def test_the_optimizer_follows_the_schedule():
     model = make_net()
-    history = fit(model, mse(model), regression_data(), steps=20, lr=0.1, warmup_steps=4,
-                  min_lr_ratio=0.0, log_every=1, progress=False)
+    history = fit(
+        model,
+        mse(model),
+        regression_data(),
+        steps=20,
+        lr=0.1,
+        warmup_steps=4,
+        min_lr_ratio=0.0,
+        log_every=1,
+        progress=False,
+    )
     lrs = history.get("lr")[1]
-    expected = [0.1 * lr_factor(s, total_steps=20, warmup_steps=4, min_lr_ratio=0.0) for s in range(20)]
+    expected = [
+        0.1 * lr_factor(s, total_steps=20, warmup_steps=4, min_lr_ratio=0.0) for s in range(20)
+    ]
     assert lrs == pytest.approx(expected)
 
 
@@ -185,15 +237,23 @@ def test_precision_choice(monkeypatch):
 
 def test_bf16_autocast_trains_on_cpu():
     model = make_net()
-    history = fit(model, mse(model), regression_data(), steps=100, lr=1e-2, precision="bf16", progress=False)
+    history = fit(
+        model, mse(model), regression_data(), steps=100, lr=1e-2, precision="bf16", progress=False
+    )
     assert history.last("loss") < 0.5 * history.get("loss")[1][0]
 
 
 def test_a_nan_loss_stops_training_and_names_likely_causes():
     model = make_net()
     with pytest.raises(TrainingDivergedError, match=r"(?s)diverged.*learning rate.*fp16"):
-        fit(model, lambda b: model(b[0]).mean() * float("nan"), regression_data(),
-            steps=5, log_every=1, progress=False)
+        fit(
+            model,
+            lambda b: model(b[0]).mean() * float("nan"),
+            regression_data(),
+            steps=5,
+            log_every=1,
+            progress=False,
+        )
 
 
 def test_a_non_scalar_loss_is_a_clear_error():
@@ -205,11 +265,20 @@ def test_a_non_scalar_loss_is_a_clear_error():
 def test_eval_fn_runs_in_eval_mode_without_gradients():
     model = make_net()
     seen = []
+
     def evaluate():
         seen.append((model.training, torch.is_grad_enabled()))
         return {"val_loss": 1.0}
-    history = fit(model, mse(model), regression_data(), steps=10, eval_fn=evaluate, eval_every=5,
-                  progress=False)
+
+    history = fit(
+        model,
+        mse(model),
+        regression_data(),
+        steps=10,
+        eval_fn=evaluate,
+        eval_every=5,
+        progress=False,
+    )
     assert seen == [(False, False), (False, False)]
     assert history.get("val_loss", split="val") == ([5, 10], [1.0, 1.0])
 
@@ -257,16 +326,21 @@ def test_a_checkpoint_from_another_model_is_refused_with_the_differences(tmp_pat
     path = trained_checkpoint(tmp_path)
     torch.manual_seed(0)
     other = Net(hidden=32)
-    with pytest.raises(ckpt.CheckpointMismatchError, match=r"body.0.weight has shape \[16, 4\] in the checkpoint but \[32, 4\] here"):
+    with pytest.raises(
+        ckpt.CheckpointMismatchError,
+        match=r"body.0.weight has shape \[16, 4\] in the checkpoint but \[32, 4\] here",
+    ):
         fit(other, mse(other), regression_data(), steps=5, checkpoint_path=path, progress=False)
 
 
 def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
     ckpt.atomic_save({"v": torch.ones(1)}, path)
+
     def broken_save(obj, f):
         f.write(b"half")
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         ckpt.atomic_save({"v": torch.zeros(1)}, path)
@@ -295,18 +369,47 @@ def test_summary_progress_is_one_line_per_run_and_no_bar(tmp_path, capsys):
     # What a saved notebook shows (python -m genai_lib run sets GENAI_PROGRESS=summary).
     model = make_net()
     ckpt_path = tmp_path / "run.pt"
-    fit(model, mse(model), regression_data(), steps=12, stop_after=5, progress="summary", desc="tiny run",
-        checkpoint_path=ckpt_path, log_every=1)
+    fit(
+        model,
+        mse(model),
+        regression_data(),
+        steps=12,
+        stop_after=5,
+        progress="summary",
+        desc="tiny run",
+        checkpoint_path=ckpt_path,
+        log_every=1,
+    )
     out, err = capsys.readouterr()
-    assert out.count("\n") == 1 and out.startswith("tiny run: 5 steps in ") and "; last loss " in out
+    assert (
+        out.count("\n") == 1 and out.startswith("tiny run: 5 steps in ") and "; last loss " in out
+    )
     assert err == ""  # no bar fragments on stderr
-    fit(model, mse(model), regression_data(), steps=12, progress="summary", desc="tiny run",
-        checkpoint_path=ckpt_path, log_every=1)
+    fit(
+        model,
+        mse(model),
+        regression_data(),
+        steps=12,
+        progress="summary",
+        desc="tiny run",
+        checkpoint_path=ckpt_path,
+        log_every=1,
+    )
     last = capsys.readouterr().out.splitlines()[-1]  # after "Resumed from ... at step 5."
     assert last.startswith("tiny run: 7 steps in ") and "(resumed at step 5)" in last
-    fit(model, mse(model), regression_data(), steps=12, progress="summary", desc="tiny run",
-        checkpoint_path=ckpt_path)
-    assert capsys.readouterr().out.splitlines()[-1] == "tiny run: already trained (12 steps, from the checkpoint)"
+    fit(
+        model,
+        mse(model),
+        regression_data(),
+        steps=12,
+        progress="summary",
+        desc="tiny run",
+        checkpoint_path=ckpt_path,
+    )
+    assert (
+        capsys.readouterr().out.splitlines()[-1]
+        == "tiny run: already trained (12 steps, from the checkpoint)"
+    )
 
 
 def test_an_unknown_progress_style_is_a_clear_error():
@@ -319,13 +422,17 @@ def test_a_flipped_byte_in_a_checkpoints_tensors_is_refused(tmp_path):
     """A checkpoint carries the SHA-256 of its contents: one changed byte and nothing is loaded from it."""
     path = trained_checkpoint(tmp_path)
     raw = bytearray(path.read_bytes())
-    inner = ckpt.torch.load(path, weights_only=True)["payload"].numpy().tobytes()  # the sealed contents
-    start = raw.find(inner[len(inner) // 2: len(inner) // 2 + 64])  # somewhere inside the tensors' bytes
+    # the sealed contents
+    inner = ckpt.torch.load(path, weights_only=True)["payload"].numpy().tobytes()
+    # somewhere inside the tensors' bytes
+    start = raw.find(inner[len(inner) // 2 : len(inner) // 2 + 64])
     assert start > 0
     raw[start + 10] ^= 0x40
     path.write_bytes(bytes(raw))
     model = make_net()
-    with pytest.raises(ckpt.CheckpointError, match="damaged: its contents do not match the SHA-256"):
+    with pytest.raises(
+        ckpt.CheckpointError, match="damaged: its contents do not match the SHA-256"
+    ):
         fit(model, mse(model), regression_data(), steps=5, checkpoint_path=path, progress=False)
 
 
@@ -375,20 +482,37 @@ def test_ctrl_c_mid_step_finishes_the_step_saves_it_and_resumes_bitwise(tmp_path
     path = tmp_path / "run.pt"
     model = make_net()
     loss_fn, calls = mse(model), []
+
     def interrupted_loss(batch):
         calls.append(1)
         if len(calls) == 5:  # during step 5, before its optimizer step: as a real Ctrl-C would
             os.kill(os.getpid(), signal.SIGINT)
         return loss_fn(batch)
+
     with pytest.raises(KeyboardInterrupt):
-        fit(model, interrupted_loss, regression_data(), steps=12, batch_size=32, checkpoint_path=path,
-            progress=False)
+        fit(
+            model,
+            interrupted_loss,
+            regression_data(),
+            steps=12,
+            batch_size=32,
+            checkpoint_path=path,
+            progress=False,
+        )
     out = capsys.readouterr().out
     assert "Stopping after this step" in out and f"saved {path} at step 5" in out
     assert ckpt.read_checkpoint(path)["step"] == 5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit put the handler back
     resumed = make_net(seed=1)  # other initial weights: everything must come from the checkpoint
-    fit(resumed, mse(resumed), regression_data(), steps=12, batch_size=32, checkpoint_path=path, progress=False)
+    fit(
+        resumed,
+        mse(resumed),
+        regression_data(),
+        steps=12,
+        batch_size=32,
+        checkpoint_path=path,
+        progress=False,
+    )
     _assert_bitwise(_weights(resumed), _weights(reference))
 
 
@@ -402,45 +526,77 @@ def test_a_run_killed_outright_resumes_bitwise_from_its_last_checkpoint(tmp_path
 
     worker = [sys.executable, str(Path(__file__).parent / "interrupt_worker.py")]
     reference = tmp_path / "reference.pt"
-    subprocess.run([*worker, str(tmp_path / "ref-ckpt.pt"), "10", str(reference)], check=True, timeout=120)
+    subprocess.run(
+        [*worker, str(tmp_path / "ref-ckpt.pt"), "10", str(reference)], check=True, timeout=120
+    )
     path, out = tmp_path / "run.pt", tmp_path / "final.pt"
-    child = subprocess.Popen([*worker, str(path), "10", str(out)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*worker, str(path), "10", str(out)], stdout=subprocess.PIPE, text=True
+    )
     for line in child.stdout:
         if line.strip() == f"step {kill_at}":
             child.kill()
             break
     child.wait(timeout=60)
     assert child.returncode == -9 and not out.exists()
-    done = subprocess.run([*worker, str(path), "10", str(out)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*worker, str(path), "10", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
-    assert "Resumed from" in done.stdout or kill_at < 2  # checkpoints every 2 steps: none before step 2
+    # checkpoints every 2 steps: none before step 2
+    assert "Resumed from" in done.stdout or kill_at < 2
     _assert_bitwise(torch.load(out, weights_only=True), torch.load(reference, weights_only=True))
 
 
 def test_resuming_with_other_settings_is_refused_with_the_differences(tmp_path):
     path = tmp_path / "run.pt"
     model = make_net()
-    fit(model, mse(model), regression_data(), steps=6, lr=3e-3, checkpoint_path=path, progress=False)
-    for changes, said in [(dict(lr=0.5), "lr (parameter group 0): 0.003 in the checkpoint, 0.5 now"),
-                          (dict(weight_decay=0.9), "weight_decay (parameter group 0): 0.0 in the checkpoint, 0.9"),
-                          (dict(batch_size=8), "batch_size: 64 in the checkpoint, 8 now"),
-                          (dict(grad_clip=None), "grad_clip: 1.0 in the checkpoint, None now")]:
+    fit(
+        model, mse(model), regression_data(), steps=6, lr=3e-3, checkpoint_path=path, progress=False
+    )
+    for changes, said in [
+        (dict(lr=0.5), "lr (parameter group 0): 0.003 in the checkpoint, 0.5 now"),
+        (dict(weight_decay=0.9), "weight_decay (parameter group 0): 0.0 in the checkpoint, 0.9"),
+        (dict(batch_size=8), "batch_size: 64 in the checkpoint, 8 now"),
+        (dict(grad_clip=None), "grad_clip: 1.0 in the checkpoint, None now"),
+    ]:
         other = make_net()
         settings = dict(lr=3e-3) | changes
-        with pytest.raises(ckpt.CheckpointMismatchError, match=re.escape(said) + "(.|\n)*delete the file"):
-            fit(other, mse(other), regression_data(), steps=6, checkpoint_path=path, progress=False, **settings)
+        with pytest.raises(
+            ckpt.CheckpointMismatchError, match=re.escape(said) + "(.|\n)*delete the file"
+        ):
+            fit(
+                other,
+                mse(other),
+                regression_data(),
+                steps=6,
+                checkpoint_path=path,
+                progress=False,
+                **settings,
+            )
     # more steps with the same settings is how a finished run is trained longer: allowed, with a warning
     longer = make_net()
     with pytest.warns(UserWarning, match="learning-rate schedule changes"):
-        fit(longer, mse(longer), regression_data(), steps=8, lr=3e-3, checkpoint_path=path, progress=False)
+        fit(
+            longer,
+            mse(longer),
+            regression_data(),
+            steps=8,
+            lr=3e-3,
+            checkpoint_path=path,
+            progress=False,
+        )
 
 
-@pytest.mark.parametrize("changes, said", [
-    (dict(stop_after=-5), "stop_after must be a step of at least 1"),
-    (dict(stop_after=0), "which would train nothing"),
-    (dict(batch_size=0), "batch_size must be at least 1"),
-    (dict(log_every=0), "log_every must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "changes, said",
+    [
+        (dict(stop_after=-5), "stop_after must be a step of at least 1"),
+        (dict(stop_after=0), "which would train nothing"),
+        (dict(batch_size=0), "batch_size must be at least 1"),
+        (dict(log_every=0), "log_every must be at least 1"),
+    ],
+)
 def test_settings_that_would_train_nothing_or_crash_later_are_refused(changes, said):
     model = make_net()
     with pytest.raises(ValueError, match=said):
@@ -453,5 +609,12 @@ def test_an_unwritable_checkpoint_path_fails_before_the_first_step(tmp_path):
     model, before = make_net(), None
     before = _weights(model)
     with pytest.raises(PermissionError, match="Cannot write the checkpoint"):
-        fit(model, mse(model), regression_data(), steps=5, checkpoint_path=blocker / "run.pt", progress=False)
+        fit(
+            model,
+            mse(model),
+            regression_data(),
+            steps=5,
+            checkpoint_path=blocker / "run.pt",
+            progress=False,
+        )
     _assert_bitwise(_weights(model), before)  # refused before any training

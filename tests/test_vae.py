@@ -5,6 +5,7 @@ Carlo mean. Every random draw is seeded, so a run is repeatable; the
 tolerances say how unlikely a failure would be for a correct implementation
 under a fresh seed. Everything runs on the CPU in a few seconds.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,16 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from genai_lib import seed_everything
 from genai_lib.data import binarize, load_digits
-from genai_lib.losses import (bernoulli_log_likelihood, elbo, gaussian_kl, gaussian_log_prob, iwae_bound,
-                              reparameterize, standard_normal_log_prob, vae_loss)
+from genai_lib.losses import (
+    bernoulli_log_likelihood,
+    elbo,
+    gaussian_kl,
+    gaussian_log_prob,
+    iwae_bound,
+    reparameterize,
+    standard_normal_log_prob,
+    vae_loss,
+)
 from genai_lib.models import VAE
 from genai_lib.train import History, fit
 
@@ -32,9 +41,12 @@ def mean_and_se(values: Tensor) -> tuple[float, float]:
 
 def kl_cases() -> list[tuple[Tensor, Tensor]]:
     """(mu, logvar) pairs ``(D,)`` in float64: hand-picked, then random with sigma from 0.37 to 2.7."""
-    cases = [(torch.tensor([1.5, -0.7, 0.3, 0.0]), torch.tensor([-1.2, 0.8, 0.0, -0.1])),
-             (torch.tensor([3.0, 0.0]), torch.tensor([0.0, 0.0])),     # the mean alone: KL = 9/2
-             (torch.tensor([0.0, 0.0]), torch.tensor([1.5, -1.5]))]    # the variance alone
+    # the variance alone
+    cases = [
+        (torch.tensor([1.5, -0.7, 0.3, 0.0]), torch.tensor([-1.2, 0.8, 0.0, -0.1])),
+        (torch.tensor([3.0, 0.0]), torch.tensor([0.0, 0.0])),  # the mean alone: KL = 9/2
+        (torch.tensor([0.0, 0.0]), torch.tensor([1.5, -1.5])),
+    ]
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         cases.append((2 * torch.randn(4, generator=g), 4 * torch.rand(4, generator=g) - 2))
@@ -53,8 +65,8 @@ def test_gaussian_kl_matches_a_monte_carlo_estimate(case):
     mu, logvar = kl_cases()[case]
     q, p = Normal(mu, (0.5 * logvar).exp()), Normal(torch.zeros_like(mu), torch.ones_like(mu))
     torch.manual_seed(case)
-    z = q.sample((200_000,))                                             # (n, D)
-    log_ratio = q.log_prob(z).sum(-1) - p.log_prob(z).sum(-1)            # (n,) nats
+    z = q.sample((200_000,))  # (n, D)
+    log_ratio = q.log_prob(z).sum(-1) - p.log_prob(z).sum(-1)  # (n,) nats
     estimate, se = mean_and_se(log_ratio)
     closed_form = gaussian_kl(mu, logvar).item()
     assert abs(closed_form - estimate) < 5 * se, (closed_form, estimate, se)
@@ -75,7 +87,7 @@ def test_gaussian_kl_is_zero_exactly_at_the_prior_and_positive_elsewhere():
     assert torch.equal(gaussian_kl(torch.zeros(4, 7), torch.zeros(4, 7)), torch.zeros(4))
     g = torch.Generator().manual_seed(2)
     mu = 3 * torch.randn(10_000, 5, generator=g)
-    logvar = 10 * torch.rand(10_000, 5, generator=g) - 5                # sigma from 0.08 to 12
+    logvar = 10 * torch.rand(10_000, 5, generator=g) - 5  # sigma from 0.08 to 12
     assert (gaussian_kl(mu, logvar) > 0).all()
 
 
@@ -107,7 +119,7 @@ def test_bernoulli_log_likelihood_matches_torch_distributions():
     assert log_lik.shape == (3, 4)
     expected = Bernoulli(logits=logits).log_prob(x.expand_as(logits)).sum((-3, -2, -1))
     torch.testing.assert_close(log_lik, expected)
-    assert (log_lik <= 0).all()                       # a probability of a discrete outcome is at most 1
+    assert (log_lik <= 0).all()  # a probability of a discrete outcome is at most 1
 
 
 # ---------------------------------------------------------------- reparameterisation
@@ -163,7 +175,7 @@ class ExactPosterior(nn.Module):
 
     def __init__(self, logits: Tensor):
         super().__init__()
-        self.logits = logits                                       # (C, H, W)
+        self.logits = logits  # (C, H, W)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         zeros = torch.zeros(len(x), self.latent_dim, dtype=torch.float64)
@@ -184,7 +196,7 @@ def test_bounds_are_exact_when_q_is_the_posterior():
     logits = 2 * torch.randn(1, 8, 8, generator=g, dtype=torch.float64)
     x = torch.randint(0, 2, (5, 1, 8, 8), generator=g).double()
     model = ExactPosterior(logits)
-    log_px = bernoulli_log_likelihood(logits.expand_as(x), x)               # (N,)
+    log_px = bernoulli_log_likelihood(logits.expand_as(x), x)  # (N,)
     torch.manual_seed(6)
     torch.testing.assert_close(elbo(model, x)["elbo"], log_px, atol=1e-9, rtol=0)
     for k in (1, 7, 250):
@@ -202,8 +214,17 @@ def train_vae(x_train: Tensor, latent_dim: int, steps: int) -> tuple[VAE, Histor
     """A small mlp VAE trained with vae_loss on dynamically binarised images, on the CPU."""
     seed_everything(0)
     model = VAE((1, 8, 8), latent_dim=latent_dim, arch="mlp")
-    history = fit(model, lambda x: vae_loss(model, binarize(x)), x_train, steps=steps, batch_size=64,
-                  lr=3e-3, log_every=20, device="cpu", progress=False)
+    history = fit(
+        model,
+        lambda x: vae_loss(model, binarize(x)),
+        x_train,
+        steps=steps,
+        batch_size=64,
+        lr=3e-3,
+        log_every=20,
+        device="cpu",
+        progress=False,
+    )
     return model, history
 
 
@@ -226,11 +247,11 @@ def test_vae_loss_falls_and_the_vae_beats_every_model_that_ignores_z(trained, di
     """
     model, history = trained
     x_train, x_val = digits
-    losses = history.get("loss")[1]                                   # nats per image, means over 20 steps
-    assert losses[-1] < losses[0] - 5, losses                         # measured: 31.4 -> 23.5
+    losses = history.get("loss")[1]  # nats per image, means over 20 steps
+    assert losses[-1] < losses[0] - 5, losses  # measured: 31.4 -> 23.5
     assert {"loss", "recon_nll", "kl"} <= history.keys()
 
-    ink = x_train.mean(0).clamp(1e-3, 1 - 1e-3)                          # (1, 8, 8)
+    ink = x_train.mean(0).clamp(1e-3, 1 - 1e-3)  # (1, 8, 8)
     baseline = -bernoulli_log_likelihood(torch.logit(ink).expand_as(x_val), x_val).mean().item()
     torch.manual_seed(7)
     with torch.no_grad():
@@ -254,9 +275,13 @@ def test_elbo_below_iwae_below_iwae_with_more_samples(trained, digits):
     x = x_val.repeat(repeats, 1, 1, 1)
     torch.manual_seed(8)
     with torch.no_grad():
-        scores = {"elbo": elbo(model, x)["elbo"], "iwae5": iwae_bound(model, x, 5),
-                  "iwae50": iwae_bound(model, x, 50)}
-    per_image = {name: s.view(repeats, len(x_val)).mean(0) for name, s in scores.items()}  # (N,) nats
+        scores = {
+            "elbo": elbo(model, x)["elbo"],
+            "iwae5": iwae_bound(model, x, 5),
+            "iwae50": iwae_bound(model, x, 50),
+        }
+    # (N,) nats
+    per_image = {name: s.view(repeats, len(x_val)).mean(0) for name, s in scores.items()}
     for low, high in [("elbo", "iwae5"), ("iwae5", "iwae50")]:
         gap, se = mean_and_se(per_image[high] - per_image[low])
         assert gap > 3 * se, f"{high} - {low} = {gap:.3f} nats, SE {se:.3f}"
@@ -293,11 +318,13 @@ def one_d_model_and_log_px(digits) -> tuple[VAE, Tensor, Tensor]:
     model, _ = train_vae(digits[0], latent_dim=1, steps=300)
     x = digits[1][:150]
     with torch.no_grad():
-        grid = torch.linspace(-8, 8, 8001)                                    # (G,)
-        logits = model.decode(grid[:, None])                                 # (G, 1, 8, 8)
-        log_lik = bernoulli_log_likelihood(logits[:, None].expand(-1, len(x), -1, -1, -1), x)  # (G, N)
-        log_px = (torch.logsumexp(log_lik + standard_normal_log_prob(grid[:, None, None]), dim=0)
-                  + math.log(grid[1] - grid[0]))                             # (N,)
+        grid = torch.linspace(-8, 8, 8001)  # (G,)
+        logits = model.decode(grid[:, None])  # (G, 1, 8, 8)
+        # (G, N)
+        log_lik = bernoulli_log_likelihood(logits[:, None].expand(-1, len(x), -1, -1, -1), x)
+        log_px = torch.logsumexp(
+            log_lik + standard_normal_log_prob(grid[:, None, None]), dim=0
+        ) + math.log(grid[1] - grid[0])  # (N,)
     return model, x, log_px
 
 
@@ -339,7 +366,7 @@ def test_beta_above_1_is_a_looser_bound_and_below_1_is_no_bound(one_d_model_and_
     objective = {}
     with torch.no_grad():
         for beta in (0.25, 1.0, 2.0):
-            torch.manual_seed(12)                                # the same z draws for every beta
+            torch.manual_seed(12)  # the same z draws for every beta
             terms = elbo(model, x.repeat(repeats, 1, 1, 1), beta=beta)["elbo"]
             objective[beta] = terms.view(repeats, len(x)).mean(0)
     looser_gap, looser_se = mean_and_se(objective[1.0] - objective[2.0])
@@ -381,7 +408,9 @@ def test_sample_is_repeatable_with_a_generator():
 
 def test_a_flattened_batch_is_refused_with_advice():
     model = VAE((1, 8, 8), latent_dim=8)
-    with pytest.raises(ValueError, match=r"built for images of shape \(N, 1, 8, 8\); got \(5, 64\)") as info:
+    with pytest.raises(
+        ValueError, match=r"built for images of shape \(N, 1, 8, 8\); got \(5, 64\)"
+    ) as info:
         model.encode(torch.rand(5, 64))
     assert "x.view(-1, *model.image_shape)" in str(info.value)
 
@@ -408,11 +437,16 @@ def test_an_unknown_arch_is_refused_with_the_choices():
         VAE(arch="rnn")
 
 
-@pytest.mark.parametrize("bound", [lambda m, x: elbo(m, x), lambda m, x: iwae_bound(m, x, k=2)],
-                         ids=["elbo", "iwae_bound"])
+@pytest.mark.parametrize(
+    "bound",
+    [lambda m, x: elbo(m, x), lambda m, x: iwae_bound(m, x, k=2)],
+    ids=["elbo", "iwae_bound"],
+)
 def test_bounds_refuse_a_flat_batch(bound):
     model = VAE((1, 8, 8), latent_dim=8)
-    with pytest.raises(ValueError, match=r"Expected a batch of images \(N, C, H, W\); got shape \(5, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"Expected a batch of images \(N, C, H, W\); got shape \(5, 64\)"
+    ):
         bound(model, torch.rand(5, 64))
 
 

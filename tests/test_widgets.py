@@ -1,4 +1,5 @@
 """The latent explorer, driven without a browser: set a slider's value, read the Image widget's PNG bytes."""
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,8 @@ def test_it_shows_the_decoded_image_as_dark_ink_on_white_upscaled():
     box = latent_explorer(decode, latent_dim=3, base=base, scale=5)
     assert isinstance(box, widgets.VBox) and isinstance(box.image, widgets.Image)
     picture = read_png(box.image.value)
-    assert picture.size == (3 * 5, 1 * 5)                           # (width, height) in screen pixels
-    grey = torch.from_numpy(np.asarray(picture.convert("L"), dtype=np.float32))   # (height, width)
+    assert picture.size == (3 * 5, 1 * 5)  # (width, height) in screen pixels
+    grey = torch.from_numpy(np.asarray(picture.convert("L"), dtype=np.float32))  # (height, width)
     expected = (255 * (1 - torch.sigmoid(base))).repeat_interleave(5).expand(5, 15)
     assert (grey - expected).abs().max() <= 1, grey
     assert decode.calls[-1].shape == (1, 3)
@@ -57,13 +58,13 @@ def test_moving_a_slider_redraws_with_that_coordinate_and_no_other():
     assert box.image.value != first
     torch.testing.assert_close(decode.calls[-1], torch.tensor([[0.0, 2.5, 0.0, 0.0]]))
     box.sliders[1].value = 0.0
-    assert box.image.value == first                                 # the same z draws the same picture
-    assert not any(decode.grad_enabled)                             # decoding runs under torch.no_grad
+    assert box.image.value == first  # the same z draws the same picture
+    assert not any(decode.grad_enabled)  # decoding runs under torch.no_grad
 
 
 def test_dimensions_without_a_slider_stay_at_base():
     decode = RowOfInk()
-    base = torch.tensor([[0.5, -1.0, 0.25, 2.0, -0.75]])             # (1, latent_dim) is accepted too
+    base = torch.tensor([[0.5, -1.0, 0.25, 2.0, -0.75]])  # (1, latent_dim) is accepted too
     box = latent_explorer(decode, latent_dim=5, n_sliders=2, base=base)
     assert [s.value for s in box.sliders] == [0.5, -1.0]
     box.sliders[0].value = 1.0
@@ -94,7 +95,7 @@ def test_an_untrained_vae_decoder_drives_it():
 
 
 def test_a_colour_image_is_drawn_in_colour():
-    def red(z: Tensor) -> Tensor:                                    # (1, D) -> (1, 3, 2, 2), pure red
+    def red(z: Tensor) -> Tensor:  # (1, D) -> (1, 3, 2, 2), pure red
         return torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
 
     picture = read_png(latent_explorer(red, latent_dim=2, scale=2).image.value)
@@ -102,24 +103,38 @@ def test_a_colour_image_is_drawn_in_colour():
     assert (np.asarray(picture) == [255, 0, 0]).all()
 
 
-@pytest.mark.parametrize("wrong", [lambda z: torch.rand(1, 8, 8), lambda z: torch.rand(2, 1, 8, 8),
-                                   lambda z: torch.rand(1, 2, 8, 8)], ids=["no batch", "two images", "2 channels"])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda z: torch.rand(1, 8, 8),
+        lambda z: torch.rand(2, 1, 8, 8),
+        lambda z: torch.rand(1, 2, 8, 8),
+    ],
+    ids=["no batch", "two images", "2 channels"],
+)
 def test_a_decoder_of_the_wrong_shape_is_refused(wrong):
-    with pytest.raises(ValueError, match=r"decode\(z\) must return one image of shape \(1, C, H, W\)"):
+    with pytest.raises(
+        ValueError, match=r"decode\(z\) must return one image of shape \(1, C, H, W\)"
+    ):
         latent_explorer(wrong, latent_dim=4)
 
 
 def test_logits_instead_of_probabilities_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"values in \[0, 1\].*torch\.sigmoid\(model\.decode\(z\)\)"):
+    with pytest.raises(
+        ValueError, match=r"values in \[0, 1\].*torch\.sigmoid\(model\.decode\(z\)\)"
+    ):
         latent_explorer(lambda z: 5 * z.sum() * torch.ones(1, 1, 8, 8) - 1, latent_dim=4)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n_sliders=5), r"n_sliders must be between 1 and latent_dim=4; got 5"),
-    (dict(n_sliders=0), r"n_sliders must be between 1 and latent_dim=4; got 0"),
-    (dict(base=torch.zeros(3)), r"base must hold one latent code of size 4; got shape \(3,\)"),
-    (dict(value_range=0.0), r"value_range must be positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_sliders=5), r"n_sliders must be between 1 and latent_dim=4; got 5"),
+        (dict(n_sliders=0), r"n_sliders must be between 1 and latent_dim=4; got 0"),
+        (dict(base=torch.zeros(3)), r"base must hold one latent code of size 4; got shape \(3,\)"),
+        (dict(value_range=0.0), r"value_range must be positive"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         latent_explorer(RowOfInk(), latent_dim=4, **kwargs)
@@ -127,6 +142,7 @@ def test_bad_settings_are_refused(kwargs, message):
 
 def test_interpolation_explorer_moves_between_the_two_codes():
     from genai_lib.widgets import interpolation_explorer
+
     seen = []
 
     def decode(z):
@@ -144,6 +160,7 @@ def test_interpolation_explorer_moves_between_the_two_codes():
 
 def test_class_explorer_redraws_for_a_new_class_and_new_noise():
     from genai_lib.widgets import class_explorer
+
     calls = []
 
     def generate_class(label, seed):
@@ -181,7 +198,8 @@ def test_sampling_explorer_regenerates_with_the_slider_settings_and_a_kept_seed(
 def test_trajectory_explorer_shows_the_frame_the_slider_points_at():
     from genai_lib.widgets import image_grid_to_png, trajectory_explorer
 
-    frames = torch.stack([torch.full((4, 1, 8, 8), v) for v in (0.0, 0.5, 1.0)])   # (K=3, N=4, 1, 8, 8)
+    # (K=3, N=4, 1, 8, 8)
+    frames = torch.stack([torch.full((4, 1, 8, 8), v) for v in (0.0, 0.5, 1.0)])
     box = trajectory_explorer(frames, timesteps=[999, 500, -1], nrow=2)
     assert box.image.value == image_grid_to_png(frames[0], nrow=2) and box.label.value == "t = 999"
     box.sliders[0].value = 2
@@ -189,10 +207,13 @@ def test_trajectory_explorer_shows_the_frame_the_slider_points_at():
     assert box.image.value != image_grid_to_png(frames[0], nrow=2)
 
 
-@pytest.mark.parametrize("frames, timesteps, message", [
-    (torch.zeros(3, 1, 8, 8), None, "frames must be a tensor"),
-    (torch.zeros(3, 4, 1, 8, 8), [1, 2], "one step per frame"),
-])
+@pytest.mark.parametrize(
+    "frames, timesteps, message",
+    [
+        (torch.zeros(3, 1, 8, 8), None, "frames must be a tensor"),
+        (torch.zeros(3, 4, 1, 8, 8), [1, 2], "one step per frame"),
+    ],
+)
 def test_trajectory_explorer_refuses_bad_input(frames, timesteps, message):
     from genai_lib.widgets import trajectory_explorer
 

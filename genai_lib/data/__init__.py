@@ -14,11 +14,19 @@
 
 Where files are looked for and saved: see :mod:`genai_lib.data.sources`.
 """
+
 from genai_lib.data.batches import EpochBatches, StepBatches
 from genai_lib.data.bpe import BPETokenizer
 from genai_lib.data.download import DownloadError, fetch
-from genai_lib.data.images import (MNIST_KINDS, ImageData, binarize, load_digits, load_mnist, mnist_t10k_split,
-                                   read_idx)
+from genai_lib.data.images import (
+    MNIST_KINDS,
+    ImageData,
+    binarize,
+    load_digits,
+    load_mnist,
+    mnist_t10k_split,
+    read_idx,
+)
 from genai_lib.data.text import (
     TEXT_NAMES,
     CharTokenizer,

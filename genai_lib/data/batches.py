@@ -18,10 +18,12 @@ The two sources of the course: :class:`EpochBatches` (shuffled epochs of
 tensors held in memory) and :class:`~genai_lib.data.TokenWindows` (random
 windows of a token sequence).
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -42,7 +44,7 @@ class StepBatches(Protocol):
 
     def __call__(self, index: int) -> Batch: ...
 
-    def with_parts(self, parts: int) -> "StepBatches": ...
+    def with_parts(self, parts: int) -> StepBatches: ...
 
 
 class DrawnBatches:
@@ -54,7 +56,9 @@ class DrawnBatches:
 
     def __init__(self, batch_size: int, parts: int = 1):
         if batch_size < 1 or parts < 1:
-            raise ValueError(f"batch_size and parts must be at least 1; got {batch_size} and {parts}.")
+            raise ValueError(
+                f"batch_size and parts must be at least 1; got {batch_size} and {parts}."
+            )
         self.batch_size, self.parts = batch_size, parts
 
     def draw(self, step: int, n: int) -> Tensor:
@@ -63,7 +67,7 @@ class DrawnBatches:
     def take(self, rows: Tensor) -> Batch:
         raise NotImplementedError
 
-    def with_parts(self, parts: int) -> "DrawnBatches":
+    def with_parts(self, parts: int) -> DrawnBatches:
         """The same batches, each step's drawn ``parts`` times larger and handed out in parts."""
         if parts < 1:
             raise ValueError(f"parts must be at least 1; got {parts}.")
@@ -74,7 +78,7 @@ class DrawnBatches:
     def __call__(self, index: int) -> Batch:
         step, part = divmod(index, self.parts)
         rows = self.draw(step, self.batch_size * self.parts)
-        return self.take(rows[part * self.batch_size:(part + 1) * self.batch_size])
+        return self.take(rows[part * self.batch_size : (part + 1) * self.batch_size])
 
 
 class EpochBatches(DrawnBatches):
@@ -87,24 +91,33 @@ class EpochBatches(DrawnBatches):
     the same form.
     """
 
-    def __init__(self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0, parts: int = 1):
+    def __init__(
+        self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0, parts: int = 1
+    ):
         super().__init__(batch_size, parts)
         self.single = isinstance(tensors, Tensor)
         self.tensors = [tensors] if self.single else list(tensors)
         n = len(self.tensors[0])
         if any(len(t) != n for t in self.tensors):
-            raise ValueError(f"All data tensors need the same length; got {[len(t) for t in self.tensors]}.")
+            raise ValueError(
+                f"All data tensors need the same length; got {[len(t) for t in self.tensors]}."
+            )
         if n < batch_size * parts:
-            whole = f"batch_size={batch_size}" if parts == 1 else \
-                f"One step's batch ({parts} parts of batch_size={batch_size})"
+            whole = (
+                f"batch_size={batch_size}"
+                if parts == 1
+                else f"One step's batch ({parts} parts of batch_size={batch_size})"
+            )
             raise ValueError(f"{whole} is larger than the dataset ({n} rows).")
         self.n, self.seed = n, seed
         self._epoch, self._perm = -1, None
 
-    def with_parts(self, parts: int) -> "EpochBatches":
-        return EpochBatches(self.tensors[0] if self.single else self.tensors, self.batch_size, self.seed, parts)
+    def with_parts(self, parts: int) -> EpochBatches:
+        return EpochBatches(
+            self.tensors[0] if self.single else self.tensors, self.batch_size, self.seed, parts
+        )
 
-    def to(self, device: torch.device) -> "EpochBatches":
+    def to(self, device: torch.device) -> EpochBatches:
         self.tensors = [t.to(device) for t in self.tensors]
         return self
 
@@ -119,7 +132,7 @@ class EpochBatches(DrawnBatches):
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(self.n, generator=g).to(self.tensors[0].device)
             self._epoch = epoch
-        return self._perm[i * n:(i + 1) * n]
+        return self._perm[i * n : (i + 1) * n]
 
     def take(self, rows: Tensor) -> Batch:
         taken = [t[rows] for t in self.tensors]

@@ -11,6 +11,7 @@ space, a number, a run of punctuation, a run of spaces) and merges never cross
 a chunk boundary, so tokens stay word-like: " the" can become one token, but
 "e. T" cannot.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,7 +56,9 @@ class BPETokenizer:
         self.token_bytes: list[bytes] = [bytes([b]) for b in range(256)]
         for new_id, (a, b) in enumerate(self.merges, start=256):
             if not (0 <= a < new_id and 0 <= b < new_id):
-                raise ValueError(f"Merge {new_id - 256} = ({a}, {b}) refers to a token that does not exist yet.")
+                raise ValueError(
+                    f"Merge {new_id - 256} = ({a}, {b}) refers to a token that does not exist yet."
+                )
             self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
         self._rank = {pair: i for i, pair in enumerate(self.merges)}
         self._cache: dict[str, list[int]] = {}
@@ -64,7 +67,9 @@ class BPETokenizer:
     def train(cls, text: str, vocab_size: int) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text`` (fewer if no pair occurs twice)."""
         if vocab_size < 256:
-            raise ValueError(f"A byte-level BPE has at least the 256 byte tokens; vocab_size={vocab_size}.")
+            raise ValueError(
+                f"A byte-level BPE has at least the 256 byte tokens; vocab_size={vocab_size}."
+            )
         # Each distinct chunk is worked on once and weighted by how often it occurs.
         chunk_counts = Counter(split_chunks(text))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
@@ -119,7 +124,9 @@ class BPETokenizer:
             ids = ids.tolist()
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
-            raise ValueError(f"Token id {bad[0]} is not in [0, {self.vocab_size}), the vocabulary's ids.")
+            raise ValueError(
+                f"Token id {bad[0]} is not in [0, {self.vocab_size}), the vocabulary's ids."
+            )
         return b"".join(self.token_bytes[i] for i in ids).decode("utf-8", errors="replace")
 
     def token_str(self, token_id: int) -> str:
@@ -133,7 +140,9 @@ class BPETokenizer:
     @classmethod
     def from_dict(cls, state: dict[str, object]) -> BPETokenizer:
         if state.get("type") != "bpe":
-            raise ValueError(f"Not a saved BPETokenizer: type is {state.get('type')!r}, expected 'bpe'.")
+            raise ValueError(
+                f"Not a saved BPETokenizer: type is {state.get('type')!r}, expected 'bpe'."
+            )
         return cls([tuple(p) for p in state["merges"]])  # type: ignore[union-attr]
 
     def __eq__(self, other: object) -> bool:

@@ -7,6 +7,7 @@ destination either holds the exact file or nothing, and no temporary file is
 left behind; a partial file left by a download that was killed outright (SIGKILL) is
 removed by the next download of the same file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(urls: list[str] | tuple[str, ...], dest: Path, sha256: str, what: str,
-          timeout: float = 60.0) -> Path:
+def fetch(
+    urls: list[str] | tuple[str, ...], dest: Path, sha256: str, what: str, timeout: float = 60.0
+) -> Path:
     """Download the file at the first URL that works to ``dest`` and return ``dest``.
 
     Args:

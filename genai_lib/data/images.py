@@ -6,6 +6,7 @@ can switch from the offline 8x8 digits to 28x28 MNIST by changing one line:
 - images: float32, shape (N, 1, H, W), pixel values in [0, 1]
 - labels: int64, shape (N,), class indices into ``classes``
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,8 +25,18 @@ from genai_lib.data.verify import check_file
 MNIST_KINDS = ("mnist", "fashion")
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -47,22 +58,37 @@ class ImageData:
 
     def __repr__(self) -> str:  # the default would print every pixel
         c, h, w = self.shape
-        return (f"ImageData({self.name!r}: {len(self.train_images)} train + "
-                f"{len(self.val_images)} val images of {c}x{h}x{w}, {len(self.classes)} classes)")
+        return (
+            f"ImageData({self.name!r}: {len(self.train_images)} train + "
+            f"{len(self.val_images)} val images of {c}x{h}x{w}, {len(self.classes)} classes)"
+        )
 
 
-def _to_image_data(name: str, train_images: np.ndarray, train_labels: np.ndarray,
-                   val_images: np.ndarray, val_labels: np.ndarray,
-                   classes: list[str], max_value: float) -> ImageData:
+def _to_image_data(
+    name: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    classes: list[str],
+    max_value: float,
+) -> ImageData:
     """(N, H, W) arrays with pixels in [0, max_value] -> an ImageData with (N, 1, H, W) in [0, 1]."""
+
     def images(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(x, dtype=np.float32) / max_value).unsqueeze(1)
 
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(y, dtype=np.int64))
 
-    return ImageData(name, images(train_images), labels(train_labels),
-                     images(val_images), labels(val_labels), classes)
+    return ImageData(
+        name,
+        images(train_images),
+        labels(train_labels),
+        images(val_images),
+        labels(val_labels),
+        classes,
+    )
 
 
 # ---------------------------------------------------------------- 8x8 digits
@@ -80,8 +106,15 @@ def load_digits() -> ImageData:
     digits = sklearn_digits()
     images, labels = digits.images, digits.target  # (1797, 8, 8) in 0..16, (1797,)
     is_val = np.arange(len(images)) % 5 == 4
-    return _to_image_data("digits", images[~is_val], labels[~is_val],
-                          images[is_val], labels[is_val], DIGIT_CLASSES, max_value=16.0)
+    return _to_image_data(
+        "digits",
+        images[~is_val],
+        labels[~is_val],
+        images[is_val],
+        labels[is_val],
+        DIGIT_CLASSES,
+        max_value=16.0,
+    )
 
 
 # ---------------------------------------------------------------- IDX files
@@ -143,7 +176,12 @@ def read_idx(path: str | Path) -> np.ndarray:
 # ---------------------------------------------------------------- MNIST and Fashion-MNIST
 
 # (train images, train labels, val images, val labels): val is the official test set.
-_MNIST_FILES = (sources.TRAIN_IMAGES, sources.TRAIN_LABELS, sources.TEST_IMAGES, sources.TEST_LABELS)
+_MNIST_FILES = (
+    sources.TRAIN_IMAGES,
+    sources.TRAIN_LABELS,
+    sources.TEST_IMAGES,
+    sources.TEST_LABELS,
+)
 
 
 def _unpacked(name: str) -> str:
@@ -160,8 +198,9 @@ def _find_mnist_file(kind: str, name: str, path: Path | None) -> Path | None:
     return None
 
 
-def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | None = None,
-               verify: bool = True) -> ImageData:
+def load_mnist(
+    kind: str = "mnist", download: bool = False, path: str | Path | None = None, verify: bool = True
+) -> ImageData:
     """MNIST digits or Fashion-MNIST clothes: 28x28 grey images in 10 classes.
 
     Train is the official 60,000-image training set, validation the official
@@ -182,7 +221,9 @@ def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | N
         FileNotFoundError: files are missing and ``download`` is False.
     """
     if kind not in MNIST_KINDS:
-        raise ValueError(f"Unknown kind {kind!r}; the known kinds are {', '.join(map(repr, MNIST_KINDS))}.")
+        raise ValueError(
+            f"Unknown kind {kind!r}; the known kinds are {', '.join(map(repr, MNIST_KINDS))}."
+        )
     folder = Path(path).expanduser() if path is not None else None
 
     found = {name: _find_mnist_file(kind, name, folder) for name in _MNIST_FILES}
@@ -200,14 +241,20 @@ def load_mnist(kind: str = "mnist", download: bool = False, path: str | Path | N
         for name in _MNIST_FILES:
             check_file(found[name], sources.remote_file(kind, name), fix)
     arrays = [read_idx(found[name]) for name in _MNIST_FILES]
-    name, classes = ("MNIST", DIGIT_CLASSES) if kind == "mnist" else ("Fashion-MNIST", FASHION_CLASSES)
+    name, classes = (
+        ("MNIST", DIGIT_CLASSES) if kind == "mnist" else ("Fashion-MNIST", FASHION_CLASSES)
+    )
     for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "val")):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"The {kind} {split} files do not match: images {images.shape}, "
-                             f"labels {labels.shape}. Delete them and download them again.")
+            raise ValueError(
+                f"The {kind} {split} files do not match: images {images.shape}, "
+                f"labels {labels.shape}. Delete them and download them again."
+            )
         if len(labels) and labels.max() >= len(classes):
-            raise ValueError(f"The {kind} {split} labels go up to {labels.max()}, but there are only "
-                             f"{len(classes)} classes (0 to {len(classes) - 1}): these are not {name} labels.")
+            raise ValueError(
+                f"The {kind} {split} labels go up to {labels.max()}, but there are only "
+                f"{len(classes)} classes (0 to {len(classes) - 1}): these are not {name} labels."
+            )
     return _to_image_data(name, *arrays, classes, max_value=255.0)
 
 
@@ -224,23 +271,31 @@ def mnist_t10k_split(folder: str | Path, verify: bool = True) -> ImageData:
         for name in names:
             if (folder / name).is_file():
                 return folder / name
-        raise FileNotFoundError(f"No {names[1]} (or {names[0]}) in {folder}: give the folder that holds MNIST's "
-                                f"t10k IDX files.")
+        raise FileNotFoundError(
+            f"No {names[1]} (or {names[0]}) in {folder}: give the folder that holds MNIST's "
+            f"t10k IDX files."
+        )
 
     files = [first(name, _unpacked(name)) for name in (sources.TEST_IMAGES, sources.TEST_LABELS)]
     if verify:  # the benchmarks' figures are only comparable on the real test set
         for path, name in zip(files, (sources.TEST_IMAGES, sources.TEST_LABELS)):
-            check_file(path, sources.remote_file("mnist", name), "copy MNIST's t10k files there again.")
+            check_file(
+                path, sources.remote_file("mnist", name), "copy MNIST's t10k files there again."
+            )
     images, labels = (read_idx(path) for path in files)
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     held = torch.arange(len(x)) % 5 == 4
-    return ImageData("mnist-t10k-8k", x[~held], y[~held], x[held], y[held], [str(d) for d in range(10)])
+    return ImageData(
+        "mnist-t10k-8k", x[~held], y[~held], x[held], y[held], [str(d) for d in range(10)]
+    )
 
 
 def _missing_message(kind: str, missing: list[str], folder: Path | None) -> str:
     looked_in = [folder] if folder is not None else sources.local_dirs(kind)
-    size = sources.describe_size(sum(sources.remote_file(kind, n).size or 0 for n in missing) or None)
+    size = sources.describe_size(
+        sum(sources.remote_file(kind, n).size or 0 for n in missing) or None
+    )
     path_arg = f', path="{folder}"' if folder is not None else ""
     dest = folder if folder is not None else sources.download_folder(kind)
     return (

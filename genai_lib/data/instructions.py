@@ -17,6 +17,7 @@ value ``F.cross_entropy`` skips): the model is graded only on what it should
 error in the fine-tuning recipe this course corrects), most of the loss is
 spent on copying prompts and padding.
 """
+
 from __future__ import annotations
 
 import random
@@ -51,7 +52,11 @@ def _add(word: str, rng: random.Random) -> tuple[str, str]:
 
 
 TASKS: dict[str, Callable[[str, random.Random], tuple[str, str]]] = {
-    "reverse": _reverse, "upper": _upper, "sort": _sort, "ends": _first_last, "add": _add,
+    "reverse": _reverse,
+    "upper": _upper,
+    "sort": _sort,
+    "ends": _first_last,
+    "add": _add,
 }
 
 
@@ -60,9 +65,14 @@ def vocabulary_words(text: str, min_len: int = 3, max_len: int = 8) -> list[str]
     return sorted({w for w in re.findall(r"\b[a-z]+\b", text) if min_len <= len(w) <= max_len})
 
 
-def make_instruction_data(words: Sequence[str], n_train: int = 2000, n_val: int = 200, seed: int = 0,
-                          tasks: Sequence[str] = tuple(TASKS), val_words: float = 0.2,
-                          ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def make_instruction_data(
+    words: Sequence[str],
+    n_train: int = 2000,
+    n_val: int = 200,
+    seed: int = 0,
+    tasks: Sequence[str] = tuple(TASKS),
+    val_words: float = 0.2,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """``(train, val)`` lists of ``(prompt, response)`` pairs, tasks in turn.
 
     A share ``val_words`` of the words is kept for the validation examples
@@ -91,8 +101,13 @@ def make_instruction_data(words: Sequence[str], n_train: int = 2000, n_val: int 
     return examples(kept, n_train), examples(held, n_val)
 
 
-def encode_examples(pairs: Sequence[tuple[str, str]], encode: Callable[[str], list[int]], block_size: int,
-                    pad_id: int, mask_prompt: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_examples(
+    pairs: Sequence[tuple[str, str]],
+    encode: Callable[[str], list[int]],
+    block_size: int,
+    pad_id: int,
+    mask_prompt: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows for next-token training: ``(inputs, targets)``, both ``(N, block_size)``, integer.
 
     Row i holds ``prompt + response`` followed by ``pad_id``. ``targets[t]`` is
@@ -106,11 +121,14 @@ def encode_examples(pairs: Sequence[tuple[str, str]], encode: Callable[[str], li
         p, r = encode(prompt), encode(response)
         ids = p + r
         if len(ids) > block_size + 1:
-            raise ValueError(f"Example {i} has {len(ids)} tokens, more than block_size + 1 = {block_size + 1}: "
-                             f"{(prompt + response)!r}. Use a larger block_size or shorter examples.")
+            raise ValueError(
+                f"Example {i} has {len(ids)} tokens, more than block_size + 1 = {block_size + 1}: "
+                f"{(prompt + response)!r}. Use a larger block_size or shorter examples."
+            )
         row = torch.tensor(ids)
-        inputs[i, :len(ids) - 1] = row[:-1]
-        targets[i, :len(ids) - 1] = row[1:]
+        inputs[i, : len(ids) - 1] = row[:-1]
+        targets[i, : len(ids) - 1] = row[1:]
         if mask_prompt:
-            targets[i, :len(p) - 1] = IGNORE  # positions whose next token is still part of the prompt
+            # positions whose next token is still part of the prompt
+            targets[i, : len(p) - 1] = IGNORE
     return inputs, targets

@@ -11,6 +11,7 @@ Two corpora:
   standard library of the running Python, cleaned to ASCII; the new domain
   that chapter 04 adapts a pydoc-trained model to.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from genai_lib.data.batches import DrawnBatches
 from genai_lib.data import sources
+from genai_lib.data.batches import DrawnBatches
 from genai_lib.data.download import fetch
 
 TEXT_NAMES = ("pydoc", "tinyshakespeare", "stdlib")
@@ -46,7 +47,9 @@ def load_text(name: str = "pydoc", download: bool = False) -> str:
         return _tinyshakespeare(download)
     if name == "stdlib":
         return stdlib_source()
-    raise ValueError(f"Unknown text {name!r}; the known texts are {', '.join(map(repr, TEXT_NAMES))}.")
+    raise ValueError(
+        f"Unknown text {name!r}; the known texts are {', '.join(map(repr, TEXT_NAMES))}."
+    )
 
 
 # ---------------------------------------------------------------- pydoc
@@ -54,14 +57,19 @@ def load_text(name: str = "pydoc", download: bool = False) -> str:
 
 # Typographic characters -> their plain ASCII spelling. NFKD (below) handles
 # accents (e -> e + a combining accent, which is then dropped) and the ellipsis.
-_ASCII_EQUIVALENTS = str.maketrans({
-    "\u2018": "'", "\u2019": "'",  # curly single quotes
-    "\u201c": '"', "\u201d": '"',  # curly double quotes
-    "\u2013": "-", "\u2014": "--",  # en dash, em dash
-    "\u2212": "-",  # minus sign
-    "\u00a0": " ",  # non-breaking space
-    "\t": "    ",
-})
+_ASCII_EQUIVALENTS = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",  # curly single quotes
+        "\u201c": '"',
+        "\u201d": '"',  # curly double quotes
+        "\u2013": "-",
+        "\u2014": "--",  # en dash, em dash
+        "\u2212": "-",  # minus sign
+        "\u00a0": " ",  # non-breaking space
+        "\t": "    ",
+    }
+)
 
 
 def clean_to_ascii(text: str) -> str:
@@ -102,7 +110,9 @@ def stdlib_source(max_chars: int = 1_000_000) -> str:
     folder = Path(sysconfig.get_paths()["stdlib"])
     files = [f for f in sorted(folder.glob("*.py")) if f.name not in STDLIB_SKIP]
     if not files:
-        raise FileNotFoundError(f"No standard-library sources in {folder}; this Python ships without them.")
+        raise FileNotFoundError(
+            f"No standard-library sources in {folder}; this Python ships without them."
+        )
     parts, total = [], 0
     for f in files:
         part = f"# file: {f.name}\n" + f.read_text(encoding="utf-8", errors="replace")
@@ -192,17 +202,22 @@ class CharTokenizer:
         """Token ids (a list, or a 1-D integer tensor) -> the text."""
         if isinstance(ids, torch.Tensor):
             if ids.dim() != 1:
-                raise ValueError(f"decode takes a 1-D tensor of ids, got shape {tuple(ids.shape)}; "
-                                 f"decode one row at a time, e.g. tok.decode(batch[0]).")
+                raise ValueError(
+                    f"decode takes a 1-D tensor of ids, got shape {tuple(ids.shape)}; "
+                    f"decode one row at a time, e.g. tok.decode(batch[0])."
+                )
             ids = ids.tolist()
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]  # -1 would silently index from the end
+        # -1 would silently index from the end
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
-            raise ValueError(f"Token id {bad[0]} is not in [0, {self.vocab_size}), the vocabulary's ids.")
+            raise ValueError(
+                f"Token id {bad[0]} is not in [0, {self.vocab_size}), the vocabulary's ids."
+            )
         return "".join(self.chars[i] for i in ids)
 
     def _unknown(self, text: str, char: str) -> UnknownCharacterError:
         position = text.index(char)  # encode stops at the first unknown character
-        context = text[max(0, position - 20): position + 20]
+        context = text[max(0, position - 20) : position + 20]
         preview = "".join(self.chars[:40])
         more = f" ... ({self.vocab_size} in all)" if self.vocab_size > 40 else ""
         return UnknownCharacterError(
@@ -211,7 +226,8 @@ class CharTokenizer:
             f"knows the characters of the text it was built from: replace or remove this one "
             f"(for example with genai_lib.data.clean_to_ascii), or build the tokenizer "
             f"from a text that contains it. The vocabulary is {preview!r}{more}.",
-            char, position,
+            char,
+            position,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -222,7 +238,9 @@ class CharTokenizer:
     def from_dict(cls, state: dict[str, object]) -> CharTokenizer:
         """The inverse of :meth:`to_dict`."""
         if state.get("type") != "char":
-            raise ValueError(f"Not a saved CharTokenizer: type is {state.get('type')!r}, expected 'char'.")
+            raise ValueError(
+                f"Not a saved CharTokenizer: type is {state.get('type')!r}, expected 'char'."
+            )
         return cls(str(state["chars"]))
 
     def __eq__(self, other: object) -> bool:
@@ -232,7 +250,9 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
-def split_train_val(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def split_train_val(
+    tokens: torch.Tensor, val_fraction: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a 1-D token sequence in two: the first part to train on, the end to validate.
 
     A contiguous split (not a shuffle), so no validation text leaks into
@@ -242,7 +262,9 @@ def split_train_val(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[to
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
     n_train = int(len(tokens) * (1 - val_fraction))
     if n_train == 0 or n_train == len(tokens):
-        raise ValueError(f"{len(tokens)} tokens are too few to split with val_fraction={val_fraction}.")
+        raise ValueError(
+            f"{len(tokens)} tokens are too few to split with val_fraction={val_fraction}."
+        )
     return tokens[:n_train], tokens[n_train:]
 
 
@@ -258,13 +280,19 @@ class TokenWindows(DrawnBatches):
     :class:`~genai_lib.data.batches.StepBatches` does.
     """
 
-    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int = 0, parts: int = 1):
+    def __init__(
+        self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int = 0, parts: int = 1
+    ):
         super().__init__(batch_size, parts)
         if tokens.dim() != 1:
-            raise ValueError(f"TokenWindows takes a 1-D token sequence; got shape {tuple(tokens.shape)}.")
+            raise ValueError(
+                f"TokenWindows takes a 1-D token sequence; got shape {tuple(tokens.shape)}."
+            )
         if len(tokens) < block_size + 1:
-            raise ValueError(f"{len(tokens)} tokens are too few for windows of block_size={block_size} "
-                             f"(a window needs block_size + 1 tokens).")
+            raise ValueError(
+                f"{len(tokens)} tokens are too few for windows of block_size={block_size} "
+                f"(a window needs block_size + 1 tokens)."
+            )
         self.tokens, self.block_size, self.seed = tokens, block_size, seed
         self._offsets = torch.arange(block_size + 1)
 

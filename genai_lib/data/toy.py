@@ -4,6 +4,7 @@ The ring is the standard test of mode collapse: eight well-separated modes of
 equal weight, so a generator that drops some of them is easy to see and to
 count. Points are float32 tensors of shape ``(n, 2)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,9 @@ def eight_gaussians(n: int, radius: float = 2.0, std: float = 0.02, seed: int = 
     return ring_centres(radius)[modes] + std * torch.randn(n, 2, generator=g)
 
 
-def mode_coverage(samples: Tensor, centres: Tensor, std: float, min_share: float = 0.1) -> dict[str, float | int]:
+def mode_coverage(
+    samples: Tensor, centres: Tensor, std: float, min_share: float = 0.1
+) -> dict[str, float | int]:
     """How well ``samples (N, 2)`` cover the mixture with modes at ``centres (K, 2)`` and spread ``std``.
 
     Each sample is assigned to its nearest centre, and it is *good* when it lies
@@ -46,15 +49,22 @@ def mode_coverage(samples: Tensor, centres: Tensor, std: float, min_share: float
     - ``"high_quality"``: the share of samples that are good, in [0, 1];
     - ``"counts"``: the number of good samples at each mode, a list of K ints.
     """
-    samples, centres = torch.as_tensor(samples, dtype=torch.float32), torch.as_tensor(centres, dtype=torch.float32)
+    samples, centres = (
+        torch.as_tensor(samples, dtype=torch.float32),
+        torch.as_tensor(centres, dtype=torch.float32),
+    )
     if samples.dim() != 2 or samples.shape[1] != centres.shape[1]:
-        raise ValueError(f"samples must have shape (N, {centres.shape[1]}); got {tuple(samples.shape)}.")
-    distances = torch.cdist(samples, centres)          # (N, K)
+        raise ValueError(
+            f"samples must have shape (N, {centres.shape[1]}); got {tuple(samples.shape)}."
+        )
+    distances = torch.cdist(samples, centres)  # (N, K)
     nearest_distance, nearest = distances.min(dim=1)
     good = nearest_distance <= 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centres))
     n, k = len(samples), len(centres)
     covered = int((counts >= min_share * n / k).sum())
-    return {"modes_covered": covered,
-            "high_quality": good.float().mean().item(),
-            "counts": counts.tolist()}
+    return {
+        "modes_covered": covered,
+        "high_quality": good.float().mean().item(),
+        "counts": counts.tolist(),
+    }

@@ -18,6 +18,7 @@ Hashing 47 MB each time a notebook loads MNIST would be slow, so a result is
 remembered in ``<download folder>/verified-files.json``, keyed by the file's
 path, size and modification time: change the file and it is checked again.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -72,14 +73,19 @@ def _check_contents(path: Path, remote: RemoteFile, fix: str) -> None:
     except (EOFError, OSError, zlib.error) as err:  # truncated stream, bad CRC, bad data
         if not gzipped:
             raise
-        raise DataFileError(f"{path} is not a complete gzip file ({err}); it was probably cut short. "
-                            f"Delete it, then: {fix}") from None
+        raise DataFileError(
+            f"{path} is not a complete gzip file ({err}); it was probably cut short. "
+            f"Delete it, then: {fix}"
+        ) from None
     if remote.unpacked_sha256 is not None:
         ok, pinned = sha256 == remote.unpacked_sha256, f"SHA-256 {remote.unpacked_sha256}"
     else:
         # The datasets' publishers list MD5s of the unpacked files; where the course
         # has not computed a SHA-256 of them from a checked copy, that is the pin.
-        ok, pinned = remote.unpacked_md5 is not None and md5 == remote.unpacked_md5, f"MD5 {remote.unpacked_md5}"
+        ok, pinned = (
+            remote.unpacked_md5 is not None and md5 == remote.unpacked_md5,
+            f"MD5 {remote.unpacked_md5}",
+        )
     if not ok:
         what = "unpacked contents" if gzipped else "contents"
         raise DataFileError(

@@ -6,6 +6,7 @@ prints a short confirmation when the answer is right, and raises
 :class:`ExerciseError` with a hint when it is not: what was expected, what
 came back, and what to look at.
 """
+
 from __future__ import annotations
 
 
@@ -28,4 +29,6 @@ def call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as err:
-        raise ExerciseError(f"Not done yet: {str(err) or 'replace the NotImplementedError with your code.'}") from None
+        raise ExerciseError(
+            f"Not done yet: {str(err) or 'replace the NotImplementedError with your code.'}"
+        ) from None

@@ -1,8 +1,9 @@
 """Checkers for chapter 05 (diffusion: the forward process, a DDIM step, classifier-free guidance)."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -20,10 +21,14 @@ _SHAPE = (5, 2, 3, 4)
 def _tensor_like(got: object, shape: tuple[int, ...], what: str) -> Tensor:
     if not isinstance(got, Tensor):
         raise ExerciseError(f"{what} should be a tensor; got {type(got).__name__}.")
-    expect(tuple(got.shape) == tuple(shape), f"{what} should have the input's shape {tuple(shape)}; "
-                                             f"yours has {tuple(got.shape)}.")
-    expect(bool(torch.isfinite(got).all()),
-           f"{what} contains NaN or inf: a square root of a negative number, or a division by 0?")
+    expect(
+        tuple(got.shape) == tuple(shape),
+        f"{what} should have the input's shape {tuple(shape)}; yours has {tuple(got.shape)}.",
+    )
+    expect(
+        bool(torch.isfinite(got).all()),
+        f"{what} contains NaN or inf: a square root of a negative number, or a division by 0?",
+    )
     return got.detach().double()
 
 
@@ -47,54 +52,85 @@ def check_q_sample(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> No
         raise ExerciseError(
             f"Your function raised: {str(err).splitlines()[0]}\nalpha_bars[t] has shape (B,) = ({_SHAPE[0]},) and "
             f"x0 has shape {_SHAPE}. PyTorch lines shapes up from the right, so (B,) meets W, not B: reshape "
-            f"the per-sample factors to (B, 1, 1, 1) first, e.g. alpha_bars[t].view(-1, 1, 1, 1).") from None
+            f"the per-sample factors to (B, 1, 1, 1) first, e.g. alpha_bars[t].view(-1, 1, 1, 1)."
+        ) from None
     if not isinstance(got, Tensor):
-        raise ExerciseError(f"x_t should be a tensor of x0's shape {_SHAPE}; got {type(got).__name__}.")
-    expect(got.dim() != x0.dim() + 1,
-           f"x_t should have x0's shape {_SHAPE}; yours has {tuple(got.shape)}: one dimension too many. "
-           f"alpha_bars[t] (B,) needs three trailing dimensions, (B, 1, 1, 1), not four.")
-    expect(got.shape == x0.shape,
-           f"x_t should have x0's shape {_SHAPE}; yours has {tuple(got.shape)}. Reshape alpha_bars[t] to "
-           f"(B, 1, 1, 1), one value per sample, so that it broadcasts over C, H and W.")
+        raise ExerciseError(
+            f"x_t should be a tensor of x0's shape {_SHAPE}; got {type(got).__name__}."
+        )
+    expect(
+        got.dim() != x0.dim() + 1,
+        f"x_t should have x0's shape {_SHAPE}; yours has {tuple(got.shape)}: one dimension too many. "
+        f"alpha_bars[t] (B,) needs three trailing dimensions, (B, 1, 1, 1), not four.",
+    )
+    expect(
+        got.shape == x0.shape,
+        f"x_t should have x0's shape {_SHAPE}; yours has {tuple(got.shape)}. Reshape alpha_bars[t] to "
+        f"(B, 1, 1, 1), one value per sample, so that it broadcasts over C, H and W.",
+    )
     got = _tensor_like(got, _SHAPE, "x_t")
     if _close(got, expected):
-        passed("x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise, each sample at its own t: at t = 0 it is "
-               "almost x0, at t = T-1 almost pure noise; the two squared coefficients always sum to 1.")
+        passed(
+            "x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise, each sample at its own t: at t = 0 it is "
+            "almost x0, at t = T-1 almost pure noise; the two squared coefficients always sum to 1."
+        )
         return
 
     # Write each sample's x_t as a x0 + b noise (least squares over its pixels) and look at a and b.
-    design = torch.stack([x0.flatten(1), noise.flatten(1)], dim=-1).double()        # (B, CHW, 2)
-    coef = torch.linalg.lstsq(design, got.flatten(1).unsqueeze(-1)).solution          # (B, 2, 1)
+    design = torch.stack([x0.flatten(1), noise.flatten(1)], dim=-1).double()  # (B, CHW, 2)
+    coef = torch.linalg.lstsq(design, got.flatten(1).unsqueeze(-1)).solution  # (B, 2, 1)
     residual = float((design @ coef - got.flatten(1).unsqueeze(-1)).abs().max())
     a, b = coef[:, 0, 0], coef[:, 1, 0]
     ab = schedule.alpha_bars[t]
-    expect(residual < 1e-4,
-           "Each sample's x_t should be a mix of its own x0 and its own noise, a_i x0_i + b_i noise_i with one pair of "
-           "numbers per sample; yours is not. Index alpha_bars[t] to get shape (B,), then view(-1, 1, 1, 1), and "
-           "combine x0 and noise elementwise.")
-    expect(float(a.max() - a.min()) > 1e-6,
-           f"All your samples got the same amount of noise, though their timesteps differ (t = {list(_TIMESTEPS)}). "
-           f"Each sample has its own t: use alpha_bars[t] (shape (B,), one value per sample), reshaped to "
-           f"(B, 1, 1, 1), not one t for the whole batch.")
-    mid = (t > 0) & (t < _T - 1) & (ab < 0.5)  # steps where little signal is left, one-step alphas are still near 1
+    expect(
+        residual < 1e-4,
+        "Each sample's x_t should be a mix of its own x0 and its own noise, a_i x0_i + b_i noise_i with one pair of "
+        "numbers per sample; yours is not. Index alpha_bars[t] to get shape (B,), then view(-1, 1, 1, 1), and "
+        "combine x0 and noise elementwise.",
+    )
+    expect(
+        float(a.max() - a.min()) > 1e-6,
+        f"All your samples got the same amount of noise, though their timesteps differ (t = {list(_TIMESTEPS)}). "
+        f"Each sample has its own t: use alpha_bars[t] (shape (B,), one value per sample), reshaped to "
+        f"(B, 1, 1, 1), not one t for the whole batch.",
+    )
+    # steps where little signal is left, one-step alphas are still near 1
+    mid = (t > 0) & (t < _T - 1) & (ab < 0.5)
     one_step = ab / schedule.alpha_bars_prev[t]
-    expect(not (torch.allclose(a, one_step.sqrt(), atol=1e-4)
-                or (torch.allclose(a**2 + b**2, torch.ones_like(a), atol=1e-3) and bool((a[mid] > 0.9).all()))),
-           f"At t = 50 only sqrt(alpha_bar) = {ab[3].sqrt():.3f} of the signal is left, but your x_t keeps "
-           f"{a[3]:.3f} of it: that is what one step's alpha_t keeps, step t alone. The jump from x0 to x_t "
-           f"uses the cumulative product alpha_bar_t = alpha_0 alpha_1 ... alpha_t: use alpha_bars.")
-    expect(not torch.allclose(a, ab, atol=1e-4),
-           "The signal is scaled by alpha_bar_t; it should be its square root, sqrt(alpha_bar_t). "
-           "alpha_bar_t is the fraction of the *variance* of x0 that is left.")
-    expect(not torch.allclose(b, 1 - ab, atol=1e-4),
-           "The noise is scaled by its variance, 1 - alpha_bar_t; scale it by the standard deviation, "
-           "sqrt(1 - alpha_bar_t) (noise ~ N(0, I), so s * noise has variance s^2).")
-    expect(not (torch.allclose(a, (1 - ab).sqrt(), atol=1e-4) and torch.allclose(b, ab.sqrt(), atol=1e-4)),
-           "x0 and noise are swapped: x0 gets sqrt(alpha_bar_t) (near 1 at t = 0) and the noise sqrt(1 - alpha_bar_t).")
+    expect(
+        not (
+            torch.allclose(a, one_step.sqrt(), atol=1e-4)
+            or (
+                torch.allclose(a**2 + b**2, torch.ones_like(a), atol=1e-3)
+                and bool((a[mid] > 0.9).all())
+            )
+        ),
+        f"At t = 50 only sqrt(alpha_bar) = {ab[3].sqrt():.3f} of the signal is left, but your x_t keeps "
+        f"{a[3]:.3f} of it: that is what one step's alpha_t keeps, step t alone. The jump from x0 to x_t "
+        f"uses the cumulative product alpha_bar_t = alpha_0 alpha_1 ... alpha_t: use alpha_bars.",
+    )
+    expect(
+        not torch.allclose(a, ab, atol=1e-4),
+        "The signal is scaled by alpha_bar_t; it should be its square root, sqrt(alpha_bar_t). "
+        "alpha_bar_t is the fraction of the *variance* of x0 that is left.",
+    )
+    expect(
+        not torch.allclose(b, 1 - ab, atol=1e-4),
+        "The noise is scaled by its variance, 1 - alpha_bar_t; scale it by the standard deviation, "
+        "sqrt(1 - alpha_bar_t) (noise ~ N(0, I), so s * noise has variance s^2).",
+    )
+    expect(
+        not (
+            torch.allclose(a, (1 - ab).sqrt(), atol=1e-4)
+            and torch.allclose(b, ab.sqrt(), atol=1e-4)
+        ),
+        "x0 and noise are swapped: x0 gets sqrt(alpha_bar_t) (near 1 at t = 0) and the noise sqrt(1 - alpha_bar_t).",
+    )
     i = int((a - ab.sqrt()).abs().add((b - (1 - ab).sqrt()).abs()).argmax())
     raise ExerciseError(
         f"For the sample at t = {_TIMESTEPS[i]}, x_t should be {ab[i].sqrt():.4f} x0 + {(1 - ab[i]).sqrt():.4f} noise "
-        f"(sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t)); yours is {a[i]:.4f} x0 + {b[i]:.4f} noise.")
+        f"(sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t)); yours is {a[i]:.4f} x0 + {b[i]:.4f} noise."
+    )
 
 
 def _ddim(x_t: Tensor, eps: Tensor, ab_t: float, ab_prev: float) -> Tensor:
@@ -114,8 +150,10 @@ def check_ddim_step(fn: Callable[[Tensor, Tensor, float, float], Tensor]) -> Non
         try:
             got = call(fn, x_t.clone(), eps.clone(), ab_t, ab_prev)
         except TypeError as err:
-            raise ExerciseError(f"Your function raised: {str(err).splitlines()[0]}\nab_t and ab_prev are Python "
-                                f"floats, not tensors: take their square roots with math.sqrt.") from None
+            raise ExerciseError(
+                f"Your function raised: {str(err).splitlines()[0]}\nab_t and ab_prev are Python "
+                f"floats, not tensors: take their square roots with math.sqrt."
+            ) from None
         got = _tensor_like(got, tuple(x_t.shape), "x_prev")
         expected = _ddim(x, e, ab_t, ab_prev)
         if _close(got, expected):
@@ -123,27 +161,43 @@ def check_ddim_step(fn: Callable[[Tensor, Tensor, float, float], Tensor]) -> Non
         where = f"With ab_t = {ab_t}, ab_prev = {ab_prev}: "
         x0_hat = _ddim(x, e, ab_t, 1.0)
         if ab_prev == 1.0:
-            raise ExerciseError(where + "this is the last step (no noise left), so x_prev must be x0_hat = "
-                                        "(x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t) itself.")
-        expect(not _close(got, math.sqrt(ab_prev) * x0_hat),
-               where + "you return sqrt(ab_prev) x0_hat only. DDIM re-adds the predicted noise at the new level: "
-                       "x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat; without it x_prev has too little "
-                       "noise for step ab_prev, and the images shrink towards 0.")
-        expect(not _close(got, math.sqrt(ab_prev) * x0_hat + math.sqrt(1 - ab_t) * e),
-               where + "the noise term uses ab_t. Going to the less noisy step, eps_hat is scaled by "
-                       "sqrt(1 - ab_prev), the noise level of x_prev, not of x_t.")
-        expect(not _close(got, _ddim(x, e, ab_prev, ab_t)),
-               where + "ab_t and ab_prev are swapped: x0_hat comes from x_t, so it uses ab_t; the step then goes "
-                       "to the level ab_prev (larger: less noise).")
-        expect(not _close(got, _ddim(e, x, ab_t, ab_prev)),
-               where + "x_t and eps_hat are swapped: the arguments are (x_t, eps_hat, ab_t, ab_prev).")
+            raise ExerciseError(
+                where + "this is the last step (no noise left), so x_prev must be x0_hat = "
+                "(x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t) itself."
+            )
+        expect(
+            not _close(got, math.sqrt(ab_prev) * x0_hat),
+            where
+            + "you return sqrt(ab_prev) x0_hat only. DDIM re-adds the predicted noise at the new level: "
+            "x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat; without it x_prev has too little "
+            "noise for step ab_prev, and the images shrink towards 0.",
+        )
+        expect(
+            not _close(got, math.sqrt(ab_prev) * x0_hat + math.sqrt(1 - ab_t) * e),
+            where + "the noise term uses ab_t. Going to the less noisy step, eps_hat is scaled by "
+            "sqrt(1 - ab_prev), the noise level of x_prev, not of x_t.",
+        )
+        expect(
+            not _close(got, _ddim(x, e, ab_prev, ab_t)),
+            where
+            + "ab_t and ab_prev are swapped: x0_hat comes from x_t, so it uses ab_t; the step then goes "
+            "to the level ab_prev (larger: less noise).",
+        )
+        expect(
+            not _close(got, _ddim(e, x, ab_t, ab_prev)),
+            where + "x_t and eps_hat are swapped: the arguments are (x_t, eps_hat, ab_t, ab_prev).",
+        )
         start = [round(v, 4) for v in expected.flatten()[:3].tolist()]
         yours = [round(v, 4) for v in got.flatten()[:3].tolist()]
-        raise ExerciseError(where + f"expected x_prev to start {start}, yours starts {yours}. First x0_hat = "
-                                    f"(x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t), then x_prev = sqrt(ab_prev) "
-                                    f"x0_hat + sqrt(1 - ab_prev) eps_hat.")
-    passed("predict x0_hat from x_t and eps_hat, then re-noise it to the level ab_prev along the same eps_hat; "
-           "no randomness (eta = 0), and with ab_prev = 1 the last step returns x0_hat itself.")
+        raise ExerciseError(
+            where + f"expected x_prev to start {start}, yours starts {yours}. First x0_hat = "
+            f"(x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t), then x_prev = sqrt(ab_prev) "
+            f"x0_hat + sqrt(1 - ab_prev) eps_hat."
+        )
+    passed(
+        "predict x0_hat from x_t and eps_hat, then re-noise it to the level ab_prev along the same eps_hat; "
+        "no randomness (eta = 0), and with ab_prev = 1 the last step returns x0_hat itself."
+    )
 
 
 def check_guidance(fn: Callable[[Tensor, Tensor, float], Tensor]) -> None:
@@ -152,27 +206,41 @@ def check_guidance(fn: Callable[[Tensor, Tensor, float], Tensor]) -> None:
     eps_c, eps_u = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
     c, u = eps_c.double(), eps_u.double()
     scales = (0.0, 1.0, 2.0, 3.5)
-    got = [_tensor_like(call(fn, eps_c.clone(), eps_u.clone(), s), tuple(eps_c.shape), f"The result for s = {s}")
-           for s in scales]
+    got = [
+        _tensor_like(
+            call(fn, eps_c.clone(), eps_u.clone(), s), tuple(eps_c.shape), f"The result for s = {s}"
+        )
+        for s in scales
+    ]
 
     def matches(formula: Callable[[float], Tensor]) -> bool:
         return all(_close(y, formula(s)) for y, s in zip(got, scales))
 
     if matches(lambda s: u + s * (c - u)):
-        passed("eps_u + s (eps_c - eps_u): s = 1 gives the conditional prediction, s = 0 the unconditional one, "
-               "and s > 1 goes past the conditional one, away from the unconditional (Ho & Salimans' w = s - 1).")
+        passed(
+            "eps_u + s (eps_c - eps_u): s = 1 gives the conditional prediction, s = 0 the unconditional one, "
+            "and s > 1 goes past the conditional one, away from the unconditional (Ho & Salimans' w = s - 1)."
+        )
         return
-    expect(not matches(lambda s: c + s * (u - c)),
-           "eps_cond and eps_uncond are swapped: with s = 0 you return the conditional prediction and with s = 1 "
-           "the unconditional one. Start from eps_uncond and move s times towards eps_cond.")
-    expect(not matches(lambda s: (1 + s) * c - s * u),
-           "This is Ho & Salimans' (1 + w) eps_c - w eps_u with w = s. In this course's convention w = s - 1: "
-           "eps_u + s (eps_c - eps_u), so that s = 1 is the plain conditional model and s = 0 the unconditional.")
-    expect(not matches(lambda s: c),
-           "You return eps_cond whatever the scale: right for s = 1 only. Guidance mixes both predictions, "
-           "eps_u + s (eps_c - eps_u).")
+    expect(
+        not matches(lambda s: c + s * (u - c)),
+        "eps_cond and eps_uncond are swapped: with s = 0 you return the conditional prediction and with s = 1 "
+        "the unconditional one. Start from eps_uncond and move s times towards eps_cond.",
+    )
+    expect(
+        not matches(lambda s: (1 + s) * c - s * u),
+        "This is Ho & Salimans' (1 + w) eps_c - w eps_u with w = s. In this course's convention w = s - 1: "
+        "eps_u + s (eps_c - eps_u), so that s = 1 is the plain conditional model and s = 0 the unconditional.",
+    )
+    expect(
+        not matches(lambda s: c),
+        "You return eps_cond whatever the scale: right for s = 1 only. Guidance mixes both predictions, "
+        "eps_u + s (eps_c - eps_u).",
+    )
     for y, s in zip(got, scales):
-        expect(_close(y, u + s * (c - u)),
-               f"For s = {s} expected eps_u + s (eps_c - eps_u); yours differs (first value "
-               f"{y.flatten()[0]:.4f}, expected {(u + s * (c - u)).flatten()[0]:.4f}). "
-               f"Check: s = 0 gives eps_u, s = 1 gives eps_c.")
+        expect(
+            _close(y, u + s * (c - u)),
+            f"For s = {s} expected eps_u + s (eps_c - eps_u); yours differs (first value "
+            f"{y.flatten()[0]:.4f}, expected {(u + s * (c - u)).flatten()[0]:.4f}). "
+            f"Check: s = 0 gives eps_u, s = 1 gives eps_c.",
+        )

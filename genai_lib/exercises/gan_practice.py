@@ -1,7 +1,8 @@
 """Checkers for chapter 02b (GANs on digits)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -51,9 +52,11 @@ PROBE_SPREAD = 40.0
 # for the sigmoid bug. 1e-3 sits between them with a factor of 400 on either side.
 AFFINE_TOLERANCE = 1e-3
 
-_LOSS_HINT = ("Check: one optimizer per network, each zeroed before its backward; fakes detached "
-              "for the discriminator's step; the generator trained towards the label 1 (real); "
-              "raw logits (no sigmoid) into binary_cross_entropy_with_logits.")
+_LOSS_HINT = (
+    "Check: one optimizer per network, each zeroed before its backward; fakes detached "
+    "for the discriminator's step; the generator trained towards the label 1 (real); "
+    "raw logits (no sigmoid) into binary_cross_entropy_with_logits."
+)
 
 
 class _SpreadLogits(nn.Module):
@@ -74,18 +77,24 @@ class _FixedImages(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.register_buffer("images", images.detach().cpu())
-        self.anchor = nn.Parameter(torch.zeros(()))   # generate() reads the device from a parameter
+        self.anchor = nn.Parameter(torch.zeros(()))  # generate() reads the device from a parameter
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         g = torch.Generator().manual_seed(0)
         n, m = len(z), len(self.images)
-        index = (torch.randperm(m, generator=g)[:n] if n <= m
-                 else torch.randint(m, (n,), generator=g))
+        index = (
+            torch.randperm(m, generator=g)[:n] if n <= m else torch.randint(m, (n,), generator=g)
+        )
         return self.images[index].to(z.device)
 
 
-def _run(train_fn: Callable[..., None], generator: nn.Module, discriminator: nn.Module,
-         real_images: Tensor, steps: int) -> None:
+def _run(
+    train_fn: Callable[..., None],
+    generator: nn.Module,
+    discriminator: nn.Module,
+    real_images: Tensor,
+    steps: int,
+) -> None:
     """Call the learner's loop; turn the autograd errors that the bugs cause into hints."""
     try:
         call(train_fn, generator, discriminator, real_images, steps)
@@ -96,16 +105,19 @@ def _run(train_fn: Callable[..., None], generator: nn.Module, discriminator: nn.
                 "Autograd refused to backpropagate through the generator twice: the "
                 "discriminator's loss went back into the generator and freed its graph. Detach "
                 "the fakes for the discriminator's step (discriminator(fake.detach())): its loss "
-                "must not reach the generator.") from None
+                "must not reach the generator."
+            ) from None
         if "modified by an inplace operation" in message:
             raise ExerciseError(
                 "Autograd found the discriminator's weights changed since its output was "
                 "computed: recompute discriminator(fake) after the discriminator's step, for the "
-                "generator's loss.") from None
+                "generator's loss."
+            ) from None
         if "expected Float" in message or "Found dtype Long" in message:
             raise ExerciseError(
                 "The labels are integers: make them floats, e.g. torch.ones(batch_size) "
-                "(torch.full((b,), 1) makes int64 labels).") from None
+                "(torch.full((b,), 1) makes int64 labels)."
+            ) from None
         raise
 
 
@@ -127,8 +139,11 @@ def _affine_residual(grad: Tensor, logits: Tensor) -> float:
     return (residual / grad.double().norm().clamp_min(1e-30)).item()
 
 
-def _probe(train_fn: Callable[..., None],
-           make_models: Callable[[], tuple[nn.Module, nn.Module]], real_images: Tensor) -> None:
+def _probe(
+    train_fn: Callable[..., None],
+    make_models: Callable[[], tuple[nn.Module, nn.Module]],
+    real_images: Tensor,
+) -> None:
     """Run PROBE_STEPS steps of the learner's loop under hooks; raise the first bug's hint."""
     generator, discriminator = make_models()
     spread = _SpreadLogits(discriminator, PROBE_SPREAD)
@@ -152,25 +167,29 @@ def _probe(train_fn: Callable[..., None],
         segment[0] += 1
 
     def on_parameter(p):
-        def hook(grad):   # runs before this backward adds grad into p.grad
+        def hook(grad):  # runs before this backward adds grad into p.grad
             if p.grad is None or not p.grad.any():
                 first[id(p)] = segment[0]
+
         return hook
 
     def on_discriminator(module, inputs, output):
         if output.requires_grad:
             logits, real = output.detach().flatten().clone(), _real_rows(inputs[0], real_images)
             output.register_hook(
-                lambda g: events.append(("d_grad", logits, real, g.detach().flatten().clone())))
+                lambda g: events.append(("d_grad", logits, real, g.detach().flatten().clone()))
+            )
 
     def on_generator(module, inputs, output):
         if output.requires_grad:
             output.register_hook(lambda g: events.append(("g_grad",)))
 
-    handles = [register_optimizer_step_pre_hook(on_step),
-               spread.register_forward_hook(on_discriminator),
-               generator.register_forward_hook(on_generator),
-               *[p.register_hook(on_parameter(p)) for p in g_params + d_params]]
+    handles = [
+        register_optimizer_step_pre_hook(on_step),
+        spread.register_forward_hook(on_discriminator),
+        generator.register_forward_hook(on_generator),
+        *[p.register_hook(on_parameter(p)) for p in g_params + d_params],
+    ]
     try:
         _run(train_fn, generator, spread, real_images, PROBE_STEPS)
     finally:
@@ -181,16 +200,20 @@ def _probe(train_fn: Callable[..., None],
 
 def _read_probe(events: list[tuple]) -> None:
     steps = [e[1] for e in events if e[0] == "step"]
-    expect("both" not in steps,
-           "One optimizer holds the parameters of both networks, so each loss also moves the other "
-           "player (the generator's loss trains the discriminator to be fooled). Give each network "
-           "its own optimizer: opt_d over discriminator.parameters(), opt_g over "
-           "generator.parameters().")
+    expect(
+        "both" not in steps,
+        "One optimizer holds the parameters of both networks, so each loss also moves the other "
+        "player (the generator's loss trains the discriminator to be fooled). Give each network "
+        "its own optimizer: opt_d over discriminator.parameters(), opt_g over "
+        "generator.parameters().",
+    )
     n_d, n_g = steps.count("D"), steps.count("G")
-    expect(n_g >= PROBE_STEPS and n_d >= PROBE_STEPS,
-           f"For steps={PROBE_STEPS} your loop made {n_d} discriminator and {n_g} generator "
-           "optimizer steps; there should be one of each per step. Is a return, or an optimizer's "
-           "step(), indented into the wrong block? Use torch.optim optimizers, one per network.")
+    expect(
+        n_g >= PROBE_STEPS and n_d >= PROBE_STEPS,
+        f"For steps={PROBE_STEPS} your loop made {n_d} discriminator and {n_g} generator "
+        "optimizer steps; there should be one of each per step. Is a return, or an optimizer's "
+        "step(), indented into the wrong block? Use torch.optim optimizers, one per network.",
+    )
     reached_g, pending = False, []
     for event in events:
         if event[0] == "g_grad":
@@ -198,49 +221,65 @@ def _read_probe(events: list[tuple]) -> None:
         elif event[0] == "d_grad":
             pending.append(event[1:])
         elif event[1] == "D":
-            expect(not event[2],
-                   "When the discriminator's optimizer steps, .grad still holds gradients from an "
-                   "earlier backward (an earlier step, or the generator's loss, which also flows "
-                   "through the discriminator): its gradients add up. Call opt_d.zero_grad() right "
-                   "before the backward of its loss; backward() adds into .grad, it never "
-                   "replaces it.")
-            expect(not reached_g,
-                   "A gradient reached the generator before the discriminator's optimizer "
-                   "stepped: the discriminator's loss sends gradients into the generator. Detach "
-                   "the fakes for the discriminator's step (discriminator(fake.detach())). Left "
-                   "attached, the generator collects the gradient of a loss that rewards looking "
-                   "fake, unless its gradients happen to be zeroed in between; and autograd runs "
-                   "backward through the generator for nothing. (If you backpropagate both "
-                   "losses before stepping, step each optimizer right after its own loss.)")
-            expect(any(real.any() for logits, real, grad in pending),
-                   "The discriminator's loss never sees a real image: it needs both terms, real "
-                   "images labelled 1 and (detached) fakes labelled 0.")
-            for logits, real, grad in pending:
-                expect(not real.any() or grad[real].mean() < 0,
-                       "The discriminator's loss pushes its logits on *real* images down: it must "
-                       "learn real -> 1 (label ones for the real batch).")
-                expect(real.all() or grad[~real].mean() > 0,
-                       "The discriminator's loss pushes its logits on *fake* images up: it must "
-                       "learn fake -> 0 (label zeros for the fake batch).")
+            expect(
+                not event[2],
+                "When the discriminator's optimizer steps, .grad still holds gradients from an "
+                "earlier backward (an earlier step, or the generator's loss, which also flows "
+                "through the discriminator): its gradients add up. Call opt_d.zero_grad() right "
+                "before the backward of its loss; backward() adds into .grad, it never "
+                "replaces it.",
+            )
+            expect(
+                not reached_g,
+                "A gradient reached the generator before the discriminator's optimizer "
+                "stepped: the discriminator's loss sends gradients into the generator. Detach "
+                "the fakes for the discriminator's step (discriminator(fake.detach())). Left "
+                "attached, the generator collects the gradient of a loss that rewards looking "
+                "fake, unless its gradients happen to be zeroed in between; and autograd runs "
+                "backward through the generator for nothing. (If you backpropagate both "
+                "losses before stepping, step each optimizer right after its own loss.)",
+            )
+            expect(
+                any(real.any() for logits, real, grad in pending),
+                "The discriminator's loss never sees a real image: it needs both terms, real "
+                "images labelled 1 and (detached) fakes labelled 0.",
+            )
+            for _logits, real, grad in pending:
+                expect(
+                    not real.any() or grad[real].mean() < 0,
+                    "The discriminator's loss pushes its logits on *real* images down: it must "
+                    "learn real -> 1 (label ones for the real batch).",
+                )
+                expect(
+                    real.all() or grad[~real].mean() > 0,
+                    "The discriminator's loss pushes its logits on *fake* images up: it must "
+                    "learn fake -> 0 (label zeros for the fake batch).",
+                )
             _expect_logit_loss(pending)
             reached_g, pending = False, []
         elif event[1] == "G":
-            expect(not event[2],
-                   "When the generator's optimizer steps, .grad still holds gradients from an "
-                   "earlier backward: its gradients add up across steps. Call opt_g.zero_grad() "
-                   "right before the backward of its loss; backward() adds into .grad, it never "
-                   "replaces it.")
-            expect(reached_g,
-                   "The generator's loss does not reach the generator: in the generator's step, "
-                   "pass the fakes to the discriminator *without* detach, so the gradient flows "
-                   "back into G.")
-            for logits, real, grad in pending:
-                expect(grad[~real].mean() < 0,
-                       "The generator is trained towards the label 0 (fake): its loss pushes the "
-                       "discriminator's logits on fakes down, which helps the discriminator. Train "
-                       "it towards the label 1 (real): "
-                       "binary_cross_entropy_with_logits(discriminator(fake), ones), that is "
-                       "-log D(G(z)).")
+            expect(
+                not event[2],
+                "When the generator's optimizer steps, .grad still holds gradients from an "
+                "earlier backward: its gradients add up across steps. Call opt_g.zero_grad() "
+                "right before the backward of its loss; backward() adds into .grad, it never "
+                "replaces it.",
+            )
+            expect(
+                reached_g,
+                "The generator's loss does not reach the generator: in the generator's step, "
+                "pass the fakes to the discriminator *without* detach, so the gradient flows "
+                "back into G.",
+            )
+            for _logits, real, grad in pending:
+                expect(
+                    grad[~real].mean() < 0,
+                    "The generator is trained towards the label 0 (fake): its loss pushes the "
+                    "discriminator's logits on fakes down, which helps the discriminator. Train "
+                    "it towards the label 1 (real): "
+                    "binary_cross_entropy_with_logits(discriminator(fake), ones), that is "
+                    "-log D(G(z)).",
+                )
             _expect_logit_loss(pending)
             reached_g, pending = False, []
 
@@ -249,18 +288,26 @@ def _expect_logit_loss(pending: list[tuple[Tensor, Tensor, Tensor]]) -> None:
     for logits, real, grad in pending:
         for rows in (real, ~real):
             residual = _affine_residual(grad[rows], logits[rows])
-            expect(residual < AFFINE_TOLERANCE,
-                   "The loss is not a binary cross-entropy on the discriminator's logits: its "
-                   f"gradient departs from c (sigmoid(logit) - label) by {residual:.0%}. "
-                   "binary_cross_entropy_with_logits applies the sigmoid itself: pass it the raw "
-                   "logits, not torch.sigmoid(...) of them (a sigmoid applied twice squashes every "
-                   "output into (0.5, 0.73) and shrinks the gradients).")
+            expect(
+                residual < AFFINE_TOLERANCE,
+                "The loss is not a binary cross-entropy on the discriminator's logits: its "
+                f"gradient departs from c (sigmoid(logit) - label) by {residual:.0%}. "
+                "binary_cross_entropy_with_logits applies the sigmoid itself: pass it the raw "
+                "logits, not torch.sigmoid(...) of them (a sigmoid applied twice squashes every "
+                "output into (0.5, 0.73) and shrinks the gradients).",
+            )
 
 
-def check_fixed_training(train_fn: Callable[..., None],
-                         make_models: Callable[[], tuple[nn.Module, nn.Module]],
-                         real_images: Tensor, steps: int, score: Callable[[nn.Module], float],
-                         buggy_score: float, *, min_steps: int = MIN_STEPS) -> None:
+def check_fixed_training(
+    train_fn: Callable[..., None],
+    make_models: Callable[[], tuple[nn.Module, nn.Module]],
+    real_images: Tensor,
+    steps: int,
+    score: Callable[[nn.Module], float],
+    buggy_score: float,
+    *,
+    min_steps: int = MIN_STEPS,
+) -> None:
     """Check ``train_fn(generator, discriminator, real_images, steps)``: 02b's loop, bugs fixed.
 
     ``make_models()`` returns a fresh (generator, discriminator) pair, the same start at every
@@ -274,9 +321,11 @@ def check_fixed_training(train_fn: Callable[..., None],
     _probe(train_fn, make_models, real_images)
 
     n_steps = max(steps, min_steps)
-    print(f"No bug found in {PROBE_STEPS} probe steps. Now training your loop for {n_steps} "
-          f"steps (at least {min_steps}: fewer do not tell a working loop from a broken one "
-          "reliably)...")
+    print(
+        f"No bug found in {PROBE_STEPS} probe steps. Now training your loop for {n_steps} "
+        f"steps (at least {min_steps}: fewer do not tell a working loop from a broken one "
+        "reliably)..."
+    )
     generator, discriminator = make_models()
     g_before = [p.detach().clone() for p in generator.parameters()]
     d_before = [p.detach().clone() for p in discriminator.parameters()]
@@ -292,19 +341,31 @@ def check_fixed_training(train_fn: Callable[..., None],
         _run(train_fn, generator, discriminator, real_images, n_steps)
     finally:
         handle.remove()
-    expect(counts["G"] >= n_steps and counts["D"] >= n_steps,
-           f"For steps={n_steps} your loop made {counts['D']} discriminator and {counts['G']} "
-           "generator optimizer steps; there should be at least one of each per step. Does the "
-           "loop run for range(steps)?")
-    expect(any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters())),
-           "The generator's weights did not change: does its optimizer step after its loss?")
-    expect(any(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters())),
-           "The discriminator's weights did not change: does its optimizer step after its loss?")
+    expect(
+        counts["G"] >= n_steps and counts["D"] >= n_steps,
+        f"For steps={n_steps} your loop made {counts['D']} discriminator and {counts['G']} "
+        "generator optimizer steps; there should be at least one of each per step. Does the "
+        "loop run for range(steps)?",
+    )
+    expect(
+        any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters())),
+        "The generator's weights did not change: does its optimizer step after its loss?",
+    )
+    expect(
+        any(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters())),
+        "The discriminator's weights did not change: does its optimizer step after its loss?",
+    )
     _fd_verdict(generator, score, real_images, n_steps, steps, buggy_score)
 
 
-def _fd_verdict(generator: nn.Module, score: Callable[[nn.Module], float], real_images: Tensor,
-                n_steps: int, steps: int, buggy_score: float) -> None:
+def _fd_verdict(
+    generator: nn.Module,
+    score: Callable[[nn.Module], float],
+    real_images: Tensor,
+    n_steps: int,
+    steps: int,
+    buggy_score: float,
+) -> None:
     """Pass if ``score(generator)`` is at most half-way from uniform noise down to real images."""
     generator.eval()
     fd = score(generator)
@@ -312,15 +373,19 @@ def _fd_verdict(generator: nn.Module, score: Callable[[nn.Module], float], real_
     g = torch.Generator().manual_seed(0)
     noise = torch.rand((n_images, *real_images.shape[1:]), generator=g) * 2 - 1
     noise_fd = score(_FixedImages(noise, latent_dim))
-    floor = score(_FixedImages(real_images, latent_dim))   # training images against held-out ones
+    floor = score(_FixedImages(real_images, latent_dim))  # training images against held-out ones
     threshold = floor + (noise_fd - floor) / 2
-    expect(fd <= threshold,
-           f"FD-digits is {fd:.1f} after {n_steps} steps: not below {threshold:.1f}, half-way "
-           f"from uniform noise ({noise_fd:.1f}) down to real images ({floor:.1f}). The buggy "
-           f"loop scored {buggy_score:.1f} after {steps} steps. " + _LOSS_HINT)
-    passed(f"FD-digits {fd:.1f} after {n_steps} steps, below {threshold:.1f} (half-way from "
-           f"uniform noise, {noise_fd:.1f}, to real images, {floor:.1f}); the buggy loop scored "
-           f"{buggy_score:.1f} after {steps} steps.")
+    expect(
+        fd <= threshold,
+        f"FD-digits is {fd:.1f} after {n_steps} steps: not below {threshold:.1f}, half-way "
+        f"from uniform noise ({noise_fd:.1f}) down to real images ({floor:.1f}). The buggy "
+        f"loop scored {buggy_score:.1f} after {steps} steps. " + _LOSS_HINT,
+    )
+    passed(
+        f"FD-digits {fd:.1f} after {n_steps} steps, below {threshold:.1f} (half-way from "
+        f"uniform noise, {noise_fd:.1f}, to real images, {floor:.1f}); the buggy loop scored "
+        f"{buggy_score:.1f} after {steps} steps."
+    )
 
 
 # ------------------------------------------------------ exercises 2 and 3
@@ -329,17 +394,26 @@ def _fd_verdict(generator: nn.Module, score: Callable[[nn.Module], float], real_
 def check_covered_classes(covered_fn: Callable[..., int]) -> None:
     """``covered_fn(predicted, n_classes=10, min_share=0.01)``: classes holding at least min_share of samples."""
     even = torch.arange(1000) % 10
-    collapsed = torch.cat([torch.full((990,), 3), torch.arange(10)])   # 1 sample of every class, 991 threes
+    # 1 sample of every class, 991 threes
+    collapsed = torch.cat([torch.full((990,), 3), torch.arange(10)])
     half = torch.cat([torch.full((500,), 1), torch.full((480,), 7), torch.arange(20) % 10])
     got = [call(covered_fn, p) for p in (even, collapsed, half)]
-    expect(all(isinstance(g, int) or (isinstance(g, Tensor) and g.numel() == 1) for g in got),
-           "Return one whole number per call.")
+    expect(
+        all(isinstance(g, int) or (isinstance(g, Tensor) and g.numel() == 1) for g in got),
+        "Return one whole number per call.",
+    )
     got = [int(g) for g in got]
     expect(got[0] == 10, f"Evenly spread predictions cover all 10 classes; yours says {got[0]}.")
-    expect(got[1] == 1, f"990 threes and one sample of each other class: only class 3 holds 1% or more, so 1 class; "
-                        f"yours says {got[1]}. Compare each class's *share* of the samples with min_share.")
-    expect(got[2] == 2, f"Expected 2 classes above 1% (classes 1 and 7; the others hold 0.2% each); yours says {got[2]}. "
-                        "Did you use minlength=n_classes in bincount, and count shares rather than samples?")
+    expect(
+        got[1] == 1,
+        f"990 threes and one sample of each other class: only class 3 holds 1% or more, so 1 class; "
+        f"yours says {got[1]}. Compare each class's *share* of the samples with min_share.",
+    )
+    expect(
+        got[2] == 2,
+        f"Expected 2 classes above 1% (classes 1 and 7; the others hold 0.2% each); yours says {got[2]}. "
+        "Did you use minlength=n_classes in bincount, and count shares rather than samples?",
+    )
     passed("your coverage count matches on even, collapsed and two-class predictions.")
 
 
@@ -350,15 +424,22 @@ def check_fd_1d(fd_fn: Callable[[Tensor, Tensor], float]) -> None:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(5000, generator=g) * 2 + 1, torch.randn(5000, generator=g) * 0.5 - 1
     got = call(fd_fn, a, b)
-    expect(isinstance(got, (float, int)) or (isinstance(got, Tensor) and got.numel() == 1), "Return one number.")
+    expect(
+        isinstance(got, (float, int)) or (isinstance(got, Tensor) and got.numel() == 1),
+        "Return one number.",
+    )
     got = float(got)
     expect(abs(call(fd_fn, a, a)) < 1e-6, "The distance from a sample to itself must be 0.")
     library = frechet_distance(a[:, None], b[:, None])
     with_variances = float((a.mean() - b.mean()) ** 2 + (a.var() - b.var()) ** 2)
-    expect(abs(got - with_variances) > 1e-3 * with_variances,
-           f"Yours gives {got:.4f}: that uses the variances. In 1-D, Tr(S_a + S_b - 2 sqrt(S_a S_b)) "
-           "is (sigma_a - sigma_b)^2: standard deviations, not variances.")
-    expect(abs(got - library) < 1e-3 * library + 1e-3,
-           f"Yours gives {got:.4f}, the library's matrix formula {library:.4f}. In 1-D the Fréchet "
-           "distance is (mu_a - mu_b)^2 + (sigma_a - sigma_b)^2: both differences squared.")
+    expect(
+        abs(got - with_variances) > 1e-3 * with_variances,
+        f"Yours gives {got:.4f}: that uses the variances. In 1-D, Tr(S_a + S_b - 2 sqrt(S_a S_b)) "
+        "is (sigma_a - sigma_b)^2: standard deviations, not variances.",
+    )
+    expect(
+        abs(got - library) < 1e-3 * library + 1e-3,
+        f"Yours gives {got:.4f}, the library's matrix formula {library:.4f}. In 1-D the Fréchet "
+        "distance is (mu_a - mu_b)^2 + (sigma_a - sigma_b)^2: both differences squared.",
+    )
     passed(f"your 1-D FD {got:.4f} equals the general formula's {library:.4f}.")

@@ -16,6 +16,7 @@ The network, for an image of H x W pixels (H and W divisible by 4):
     flatten -> linear -> ReLU             (feature_dim,)  = features(x)
     dropout -> linear                     (n_classes,)    = forward(x)
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -28,31 +29,44 @@ class DigitClassifier(nn.Module):
     (two 2x2 poolings). ``feature_dim`` is the size of :meth:`features`.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 8, 8), n_classes: int = 10,
-                 feature_dim: int = 64, dropout: float = 0.2):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 8, 8),
+        n_classes: int = 10,
+        feature_dim: int = 64,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W); got {image_shape}.")
         c, h, w = image_shape
         if h % 4 or w % 4 or h < 4 or w < 4:
-            raise ValueError(f"DigitClassifier pools twice by 2, so it needs a height and width divisible "
-                             f"by 4 (8x8 digits, 28x28 MNIST); got {h}x{w}.")
+            raise ValueError(
+                f"DigitClassifier pools twice by 2, so it needs a height and width divisible "
+                f"by 4 (8x8 digits, 28x28 MNIST); got {h}x{w}."
+            )
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2; got {n_classes}.")
         self.image_shape, self.n_classes, self.feature_dim = (c, h, w), n_classes, feature_dim
         self.body = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),                                   # (32, H/2, W/2)
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2),                                   # (64, H/4, W/4)
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (32, H/2, W/2)
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (64, H/4, W/4)
             nn.Flatten(),
-            nn.Linear(64 * (h // 4) * (w // 4), feature_dim), nn.ReLU())
+            nn.Linear(64 * (h // 4) * (w // 4), feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, n_classes))
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"This classifier was built for images of shape "
-                             f"(N, {', '.join(map(str, self.image_shape))}); got {tuple(x.shape)}.")
+            raise ValueError(
+                f"This classifier was built for images of shape "
+                f"(N, {', '.join(map(str, self.image_shape))}); got {tuple(x.shape)}."
+            )
 
     def features(self, x: Tensor) -> Tensor:
         """``(N, C, H, W)`` in [0, 1] -> the penultimate activations ``(N, feature_dim)``, after the ReLU."""

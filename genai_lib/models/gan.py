@@ -17,6 +17,7 @@ Conditional versions (Mirza & Osindero 2014) append a one-hot label to z, and
 give the discriminator the label as extra constant image channels (or extra
 inputs for an MLP).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,25 +30,39 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 def _check(name: str, x: Tensor, shape: tuple[int, ...]) -> None:
     if tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{name} expects inputs of shape (N, {', '.join(map(str, shape))}); got {tuple(x.shape)}.")
+        raise ValueError(
+            f"{name} expects inputs of shape (N, {', '.join(map(str, shape))}); got {tuple(x.shape)}."
+        )
 
 
 def _labels(name: str, labels: Tensor | None, n_classes: int | None, n: int) -> Tensor | None:
     if n_classes is None:
         if labels is not None:
-            raise ValueError(f"This {name} is unconditional; build it with n_classes=... to pass labels.")
+            raise ValueError(
+                f"This {name} is unconditional; build it with n_classes=... to pass labels."
+            )
         return None
     if labels is None or labels.shape != (n,):
-        raise ValueError(f"This conditional {name} needs one class label per sample, shape ({n},); "
-                         f"got {None if labels is None else tuple(labels.shape)}.")
+        raise ValueError(
+            f"This conditional {name} needs one class label per sample, shape ({n},); "
+            f"got {None if labels is None else tuple(labels.shape)}."
+        )
     if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"Class labels must be whole numbers (an integer tensor, e.g. torch.long); got "
-                         f"{labels.dtype}. A float label such as 2.7 has no class: .long() would quietly "
-                         f"make it 2.")
+        raise ValueError(
+            f"Class labels must be whole numbers (an integer tensor, e.g. torch.long); got "
+            f"{labels.dtype}. A float label such as 2.7 has no class: .long() would quietly "
+            f"make it 2."
+        )
     # a range check needs the values on the host: done where that is free (no GPU sync)
-    if labels.device.type == "cpu" and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"Class labels must lie in 0..{n_classes - 1}; got values from {labels.min().item()} "
-                         f"to {labels.max().item()}.")
+    if (
+        labels.device.type == "cpu"
+        and len(labels)
+        and (labels.min() < 0 or labels.max() >= n_classes)
+    ):
+        raise ValueError(
+            f"Class labels must lie in 0..{n_classes - 1}; got values from {labels.min().item()} "
+            f"to {labels.max().item()}."
+        )
     return F.one_hot(labels.long(), n_classes).float()
 
 
@@ -57,17 +72,25 @@ class MLPGenerator(nn.Module):
     ``output="tanh"`` for images scaled to [-1, 1]; ``None`` for unbounded data (2-D points).
     """
 
-    def __init__(self, latent_dim: int = 100, out_shape: tuple[int, ...] = (1, 28, 28),
-                 hidden: tuple[int, ...] = (256, 512, 1024), n_classes: int | None = None,
-                 batchnorm: bool = False, activation: str = "leaky_relu", output: str | None = "tanh",
-                 bias: bool = True):
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        out_shape: tuple[int, ...] = (1, 28, 28),
+        hidden: tuple[int, ...] = (256, 512, 1024),
+        n_classes: int | None = None,
+        batchnorm: bool = False,
+        activation: str = "leaky_relu",
+        output: str | None = "tanh",
+        bias: bool = True,
+    ):
         super().__init__()
         self.latent_dim, self.out_shape, self.n_classes = latent_dim, tuple(out_shape), n_classes
         act = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}[activation]
         layers: list[nn.Module] = []
         n_in = latent_dim + (n_classes or 0)
         for width in hidden:
-            layers.append(nn.Linear(n_in, width, bias=bias and not batchnorm))  # BN has its own shift
+            # BN has its own shift
+            layers.append(nn.Linear(n_in, width, bias=bias and not batchnorm))
             if batchnorm:
                 layers.append(nn.BatchNorm1d(width))
             layers.append(act())
@@ -90,8 +113,14 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """A sample of shape ``in_shape`` -> hidden layers (LeakyReLU, dropout) -> one logit."""
 
-    def __init__(self, in_shape: tuple[int, ...] = (1, 28, 28), hidden: tuple[int, ...] = (1024, 512, 256),
-                 dropout: float = 0.3, n_classes: int | None = None, spectral_norm: bool = False):
+    def __init__(
+        self,
+        in_shape: tuple[int, ...] = (1, 28, 28),
+        hidden: tuple[int, ...] = (1024, 512, 256),
+        dropout: float = 0.3,
+        n_classes: int | None = None,
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         self.in_shape, self.n_classes = tuple(in_shape), n_classes
         wrap = _spectral_norm if spectral_norm else (lambda m: m)
@@ -116,25 +145,44 @@ class MLPDiscriminator(nn.Module):
 
 def _check_side(image_shape: tuple[int, int, int]) -> None:
     if len(image_shape) != 3 or image_shape[1] % 4 or image_shape[2] % 4:
-        raise ValueError(f"DCGAN networks need image_shape (C, H, W) with H and W divisible by 4; got {image_shape}.")
+        raise ValueError(
+            f"DCGAN networks need image_shape (C, H, W) with H and W divisible by 4; got {image_shape}."
+        )
 
 
 class DCGenerator(nn.Module):
     """z -> linear -> (c0, H/4, W/4) -> transposed conv -> (c1, H/2, W/2) -> transposed conv -> tanh image."""
 
-    def __init__(self, latent_dim: int = 32, image_shape: tuple[int, int, int] = (1, 8, 8),
-                 channels: tuple[int, int] = (128, 64), n_classes: int | None = None):
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        image_shape: tuple[int, int, int] = (1, 8, 8),
+        channels: tuple[int, int] = (128, 64),
+        n_classes: int | None = None,
+    ):
         super().__init__()
         _check_side(image_shape)
-        self.latent_dim, self.image_shape, self.n_classes = latent_dim, tuple(image_shape), n_classes
+        self.latent_dim, self.image_shape, self.n_classes = (
+            latent_dim,
+            tuple(image_shape),
+            n_classes,
+        )
         c, h, w = image_shape
         self.start = (channels[0], h // 4, w // 4)
-        self.project = nn.Sequential(nn.Linear(latent_dim + (n_classes or 0), math.prod(self.start), bias=False),
-                                     nn.BatchNorm1d(math.prod(self.start)), nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim + (n_classes or 0), math.prod(self.start), bias=False),
+            nn.BatchNorm1d(math.prod(self.start)),
+            nn.ReLU(),
+        )
+        # (C, H, W)
         self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(channels[0], channels[1], 4, stride=2, padding=1, bias=False),  # (c1, H/2, W/2)
-            nn.BatchNorm2d(channels[1]), nn.ReLU(),
-            nn.ConvTranspose2d(channels[1], c, 4, stride=2, padding=1), nn.Tanh())            # (C, H, W)
+            # (c1, H/2, W/2)
+            nn.ConvTranspose2d(channels[0], channels[1], 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels[1]),
+            nn.ReLU(),
+            nn.ConvTranspose2d(channels[1], c, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         _check("DCGenerator", z, (self.latent_dim,))
@@ -152,17 +200,26 @@ class DCDiscriminator(nn.Module):
     layer's Lipschitz constant (Miyato et al. 2018), a stabiliser.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 8, 8), channels: tuple[int, int] = (64, 128),
-                 n_classes: int | None = None, spectral_norm: bool = False):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 8, 8),
+        channels: tuple[int, int] = (64, 128),
+        n_classes: int | None = None,
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         _check_side(image_shape)
         self.image_shape, self.n_classes = tuple(image_shape), n_classes
         c, h, w = image_shape
         wrap = _spectral_norm if spectral_norm else (lambda m: m)
         self.net = nn.Sequential(
-            wrap(nn.Conv2d(c + (n_classes or 0), channels[0], 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
-            wrap(nn.Conv2d(channels[0], channels[1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
-            nn.Flatten(), wrap(nn.Linear(channels[1] * (h // 4) * (w // 4), 1)))
+            wrap(nn.Conv2d(c + (n_classes or 0), channels[0], 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2),
+            wrap(nn.Conv2d(channels[0], channels[1], 4, stride=2, padding=1)),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            wrap(nn.Linear(channels[1] * (h // 4) * (w // 4), 1)),
+        )
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         _check("DCDiscriminator", x, self.image_shape)
@@ -175,8 +232,9 @@ class DCDiscriminator(nn.Module):
 PUBLISHED_GANS = ("mlp", "pytorch", "keras", "keras-narrow")
 
 
-def published_gan(name: str, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)
-                ) -> tuple[nn.Module, nn.Module]:
+def published_gan(
+    name: str, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)
+) -> tuple[nn.Module, nn.Module]:
     """The MLP GANs of four commonly published MNIST examples, made to work in PyTorch.
 
     Every discriminator returns a logit (no sigmoid): the published sigmoid +
@@ -202,16 +260,22 @@ def published_gan(name: str, latent_dim: int = 100, image_shape: tuple[int, int,
     Returns ``(generator, discriminator)``; images of shape ``image_shape``.
     """
     if name == "mlp":
-        return (MLPGenerator(latent_dim, image_shape, hidden=(256, 256, 256, 256), activation="relu"),
-                MLPDiscriminator(image_shape))
+        return (
+            MLPGenerator(latent_dim, image_shape, hidden=(256, 256, 256, 256), activation="relu"),
+            MLPDiscriminator(image_shape),
+        )
     if name == "pytorch":
         return MLPGenerator(latent_dim, image_shape), MLPDiscriminator(image_shape)
     if name == "keras":
-        return (MLPGenerator(latent_dim, image_shape, hidden=(256, 512), batchnorm=True),
-                MLPDiscriminator(image_shape, hidden=(1024, 512), dropout=0.2))
+        return (
+            MLPGenerator(latent_dim, image_shape, hidden=(256, 512), batchnorm=True),
+            MLPDiscriminator(image_shape, hidden=(1024, 512), dropout=0.2),
+        )
     if name == "keras-narrow":
-        return (MLPGenerator(latent_dim, image_shape, hidden=(256, 512, 1024), batchnorm=True),
-                MLPDiscriminator(image_shape, hidden=(256, 128), dropout=0.3))
+        return (
+            MLPGenerator(latent_dim, image_shape, hidden=(256, 512, 1024), batchnorm=True),
+            MLPDiscriminator(image_shape, hidden=(256, 128), dropout=0.3),
+        )
     raise ValueError(f"Unknown published GAN {name!r}; choose one of {PUBLISHED_GANS}.")
 
 

@@ -12,6 +12,7 @@ decoding strategies in :mod:`genai_lib.sample`.
 A :class:`KVCache` keeps every layer's keys and values, so that generating one
 more token costs one position's work instead of re-running the whole context.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,13 +28,13 @@ class GPTConfig:
     """The sizes of a GPT. The defaults are nanoGPT's "baby GPT" for a CPU (0.8M parameters)."""
 
     vocab_size: int
-    block_size: int = 64     # the longest context, in tokens
+    block_size: int = 64  # the longest context, in tokens
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 128        # width of the residual stream, C
+    n_embd: int = 128  # width of the residual stream, C
     dropout: float = 0.0
-    bias: bool = False       # biases in the linear layers and layer norms
-    gelu: str = "exact"      # "exact" (erf) or "tanh" (the approximation GPT-2 was trained with)
+    bias: bool = False  # biases in the linear layers and layer norms
+    gelu: str = "exact"  # "exact" (erf) or "tanh" (the approximation GPT-2 was trained with)
 
     def __post_init__(self) -> None:
         if self.gelu not in ("exact", "tanh"):
@@ -42,8 +43,10 @@ class GPTConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig.{name} must be at least 1; got {getattr(self, name)}.")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}): "
-                             f"each head gets n_embd / n_head dimensions.")
+            raise ValueError(
+                f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}): "
+                f"each head gets n_embd / n_head dimensions."
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}.")
 
@@ -56,8 +59,16 @@ class KVCache:
     positions are filled. Make one with :meth:`GPT.new_cache`.
     """
 
-    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
-        shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
+    def __init__(
+        self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+    ):
+        shape = (
+            config.n_layer,
+            batch_size,
+            config.n_head,
+            config.block_size,
+            config.n_embd // config.n_head,
+        )
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
@@ -70,7 +81,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head = config.n_head
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # all heads' q, k, v at once
+        # all heads' q, k, v at once
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -83,10 +95,10 @@ class CausalSelfAttention(nn.Module):
         start = 0
         if cache is not None:
             start = cache.length
-            cache.keys[layer, :, :, start:start + T] = k
-            cache.values[layer, :, :, start:start + T] = v
-            k = cache.keys[layer, :, :, :start + T]
-            v = cache.values[layer, :, :, :start + T]
+            cache.keys[layer, :, :, start : start + T] = k
+            cache.values[layer, :, :, start : start + T] = v
+            k = cache.keys[layer, :, :, : start + T]
+            v = cache.values[layer, :, :, : start + T]
         dropout = self.dropout if self.training else 0.0
         if start == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
@@ -175,14 +187,25 @@ class GPT(nn.Module):
         """
         hf = hf_model.config
         if getattr(hf, "model_type", None) != "gpt2":
-            raise ValueError(f"from_hf takes a GPT-2 model; got model_type {getattr(hf, 'model_type', None)!r}.")
+            raise ValueError(
+                f"from_hf takes a GPT-2 model; got model_type {getattr(hf, 'model_type', None)!r}."
+            )
         if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh", "gelu"):
             raise ValueError(f"Unsupported GPT-2 activation {hf.activation_function!r}.")
         if abs(hf.layer_norm_epsilon - 1e-5) > 1e-12 or not hf.scale_attn_weights:
-            raise ValueError("from_hf supports GPT-2's standard layer norm epsilon (1e-5) and attention scaling.")
-        config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
-                           n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True,
-                           gelu="exact" if hf.activation_function == "gelu" else "tanh")
+            raise ValueError(
+                "from_hf supports GPT-2's standard layer norm epsilon (1e-5) and attention scaling."
+            )
+        config = GPTConfig(
+            vocab_size=hf.vocab_size,
+            block_size=hf.n_positions,
+            n_layer=hf.n_layer,
+            n_head=hf.n_head,
+            n_embd=hf.n_embd,
+            dropout=0.0,
+            bias=True,
+            gelu="exact" if hf.activation_function == "gelu" else "tanh",
+        )
         model = cls(config)
         source = hf_model.state_dict()
         ours: dict[str, Tensor] = {
@@ -191,13 +214,20 @@ class GPT(nn.Module):
             "norm.weight": source["transformer.ln_f.weight"],
             "norm.bias": source["transformer.ln_f.bias"],
         }
-        renames = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
-                   "mlp.c_fc": "mlp.up", "mlp.c_proj": "mlp.proj"}
+        renames = {
+            "ln_1": "norm1",
+            "ln_2": "norm2",
+            "attn.c_attn": "attn.qkv",
+            "attn.c_proj": "attn.proj",
+            "mlp.c_fc": "mlp.up",
+            "mlp.c_proj": "mlp.proj",
+        }
         for i in range(config.n_layer):
             for theirs, mine in renames.items():
                 weight = source[f"transformer.h.{i}.{theirs}.weight"]
                 is_conv1d = not theirs.startswith("ln")
-                ours[f"blocks.{i}.{mine}.weight"] = weight.t() if is_conv1d else weight  # Conv1D is (in, out)
+                # Conv1D is (in, out)
+                ours[f"blocks.{i}.{mine}.weight"] = weight.t() if is_conv1d else weight
                 ours[f"blocks.{i}.{mine}.bias"] = source[f"transformer.h.{i}.{theirs}.bias"]
         ours["lm_head.weight"] = ours["token_embedding.weight"]  # tied in both
         model.load_state_dict({k: v.detach().clone() for k, v in ours.items()})
@@ -220,21 +250,31 @@ class GPT(nn.Module):
         sit at positions ``cache.length`` onwards) and the cache grows by ``T``.
         """
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int):
-            raise ValueError(f"GPT takes a (batch, time) tensor of integer token ids; "
-                             f"got shape {tuple(tokens.shape)} and dtype {tokens.dtype}.")
+            raise ValueError(
+                f"GPT takes a (batch, time) tensor of integer token ids; "
+                f"got shape {tuple(tokens.shape)} and dtype {tokens.dtype}."
+            )
         B, T = tokens.shape
         start = cache.length if cache is not None else 0
         if start + T > self.block_size:
             where = f" after the {start} cached ones" if start else ""
-            raise ValueError(f"{T} tokens{where} exceed the model's block_size of {self.block_size}. "
-                             f"Crop the context to its last {self.block_size - start} tokens "
-                             f"(genai_lib.sample.generate does this for you).")
+            raise ValueError(
+                f"{T} tokens{where} exceed the model's block_size of {self.block_size}. "
+                f"Crop the context to its last {self.block_size - start} tokens "
+                f"(genai_lib.sample.generate does this for you)."
+            )
         if cache is not None and cache.keys.shape[1] != B:
             raise ValueError(f"The cache was made for batch size {cache.keys.shape[1]}, not {B}.")
-        if tokens.device.type == "cpu" and T and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
+        if (
+            tokens.device.type == "cpu"
+            and T
+            and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size)
+        ):
             # on a CPU, nn.Embedding would only say "index out of range in self"
             bad = tokens[(tokens < 0) | (tokens >= self.config.vocab_size)][0].item()
-            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {self.config.vocab_size}).")
+            raise ValueError(
+                f"Token id {bad} is outside the vocabulary [0, {self.config.vocab_size})."
+            )
 
         positions = torch.arange(start, start + T, device=tokens.device)
         x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))

@@ -11,6 +11,7 @@ Only ``r * (in + out)`` numbers per layer are trained instead of
 ``in * out``. After training, ``B A`` can be added into ``W`` (*merge*): the
 model is then as fast as the original, with no extra layer at all.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,13 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
 
 
-def inject_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-                targets: Iterable[str] = DEFAULT_TARGETS) -> list[LoRALinear]:
+def inject_lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    targets: Iterable[str] = DEFAULT_TARGETS,
+) -> list[LoRALinear]:
     """Freeze ``model`` and wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a :class:`LoRALinear`.
 
     After this only the LoRA matrices are trainable. Returns the new layers.
@@ -86,8 +92,11 @@ def inject_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: floa
     targets = tuple(targets)
     for p in model.parameters():
         p.requires_grad_(False)
-    matches = [(name, module) for name, module in model.named_modules()
-               if isinstance(module, nn.Linear) and name.endswith(targets)]
+    matches = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and name.endswith(targets)
+    ]
     if not matches:
         raise ValueError(f"No nn.Linear in the model matches the LoRA targets {targets}.")
     layers = []

@@ -6,6 +6,7 @@ Each covariance is stored through its Cholesky factor ``L_k`` (lower
 triangular, positive diagonal), so every parameter value gives a valid
 covariance and plain gradient descent cannot break the model.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,13 +22,13 @@ class GaussianMixture(nn.Module):
     def __init__(self, n_components: int, dim: int = 2):
         super().__init__()
         self.n_components, self.dim = n_components, dim
-        self.logits = nn.Parameter(torch.zeros(n_components))            # mixture weights, before softmax
+        self.logits = nn.Parameter(torch.zeros(n_components))  # mixture weights, before softmax
         self.means = nn.Parameter(torch.randn(n_components, dim))
-        self.tril = nn.Parameter(torch.zeros(n_components, dim, dim))    # below-diagonal part of L
-        self.log_diag = nn.Parameter(torch.zeros(n_components, dim))     # log of L's diagonal
+        self.tril = nn.Parameter(torch.zeros(n_components, dim, dim))  # below-diagonal part of L
+        self.log_diag = nn.Parameter(torch.zeros(n_components, dim))  # log of L's diagonal
 
     @torch.no_grad()
-    def init_from(self, x: Tensor) -> "GaussianMixture":
+    def init_from(self, x: Tensor) -> GaussianMixture:
         """Start each component on a random data point, with the data's overall spread."""
         idx = torch.randperm(len(x))[: self.n_components]
         self.means.copy_(x[idx])
@@ -41,14 +42,16 @@ class GaussianMixture(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x) in nats, for ``x`` of shape ``(N, dim)``; returns shape ``(N,)``."""
         if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"GaussianMixture(dim={self.dim}) expects points of shape (N, {self.dim}); "
-                             f"got {tuple(x.shape)}.")
-        L = self.scale_tril()                                   # (K, d, d)
-        diff = x[:, None, :] - self.means                       # (N, K, d)
+            raise ValueError(
+                f"GaussianMixture(dim={self.dim}) expects points of shape (N, {self.dim}); "
+                f"got {tuple(x.shape)}."
+            )
+        L = self.scale_tril()  # (K, d, d)
+        diff = x[:, None, :] - self.means  # (N, K, d)
         # Solve L z = diff, so that |z|^2 = diff^T Sigma^-1 diff (the Mahalanobis distance)
         z = torch.linalg.solve_triangular(L, diff.unsqueeze(-1), upper=False).squeeze(-1)
-        mahalanobis = z.pow(2).sum(-1)                          # (N, K)
-        log_det = 2 * self.log_diag.sum(-1)                     # log |Sigma_k| = 2 sum log diag L
+        mahalanobis = z.pow(2).sum(-1)  # (N, K)
+        log_det = 2 * self.log_diag.sum(-1)  # log |Sigma_k| = 2 sum log diag L
         log_normal = -0.5 * (self.dim * math.log(2 * math.pi) + log_det + mahalanobis)
         return torch.logsumexp(F.log_softmax(self.logits, dim=0) + log_normal, dim=1)
 

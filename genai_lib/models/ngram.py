@@ -5,6 +5,7 @@ Both follow the interface of every language model in the course:
 where ``logits[b, t]`` scores the token after ``tokens[b, :t + 1]``, and
 ``block_size`` says how many of the latest tokens the model looks at.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,11 +15,15 @@ from torch.nn import functional as F
 
 def _check_tokens(tokens: Tensor, vocab_size: int, model: str) -> None:
     if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int):
-        raise ValueError(f"{model} takes a (batch, time) tensor of integer token ids; "
-                         f"got shape {tuple(tokens.shape)} and dtype {tokens.dtype}.")
+        raise ValueError(
+            f"{model} takes a (batch, time) tensor of integer token ids; "
+            f"got shape {tuple(tokens.shape)} and dtype {tokens.dtype}."
+        )
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise ValueError(f"Token ids must be in [0, {vocab_size}); got values from "
-                         f"{tokens.min().item()} to {tokens.max().item()}.")
+        raise ValueError(
+            f"Token ids must be in [0, {vocab_size}); got values from "
+            f"{tokens.min().item()} to {tokens.max().item()}."
+        )
 
 
 class BigramLM(nn.Module):
@@ -64,7 +69,8 @@ class MLPLM(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         _check_tokens(tokens, self.vocab_size, "MLPLM")
         B, T = tokens.shape
-        padded = F.pad(tokens, (self.block_size - 1, 0), value=self.vocab_size)  # (B, context - 1 + T)
-        windows = padded.unfold(1, self.block_size, 1)                            # (B, T, context)
-        x = self.embedding(windows).view(B, T, -1)                                # (B, T, context * embed)
+        # (B, context - 1 + T)
+        padded = F.pad(tokens, (self.block_size - 1, 0), value=self.vocab_size)
+        windows = padded.unfold(1, self.block_size, 1)  # (B, T, context)
+        x = self.embedding(windows).view(B, T, -1)  # (B, T, context * embed)
         return self.out(torch.tanh(self.hidden(x)))

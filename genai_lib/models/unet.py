@@ -24,6 +24,7 @@ Level ``i`` has ``base_channels * channel_mults[i]`` channels and works at
 ``2**(len(channel_mults) - 1)``: ``(1, 2)`` takes 8x8 to 4x4; ``(1, 2, 2)``
 takes 8x8 to 2x2 or 28x28 to 7x7.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,10 +41,12 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     per step, so nearby timesteps get similar features at every scale.
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float()[:, None] * freqs[None, :]                     # (B, half)
-    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)   # (B, 2 * half)
-    return F.pad(emb, (0, dim - 2 * half))                          # (B, dim) even for odd dim
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+    )
+    angles = t.float()[:, None] * freqs[None, :]  # (B, half)
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (B, 2 * half)
+    return F.pad(emb, (0, dim - 2 * half))  # (B, dim) even for odd dim
 
 
 class ResidualBlock(nn.Module):
@@ -87,23 +90,39 @@ class UNet(nn.Module):
     ``eps_hat = 0`` and the diffusion loss starts at 1, the variance of the noise.
     """
 
-    def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults: tuple[int, ...] = (1, 2),
-                 n_classes: int | None = None, blocks_per_level: int = 1, groups: int = 8, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2),
+        n_classes: int | None = None,
+        blocks_per_level: int = 1,
+        groups: int = 8,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         channels = [base_channels * m for m in channel_mults]
         if not channels or min(channels) < 1 or blocks_per_level < 1:
-            raise ValueError(f"UNet needs at least one level of at least one channel and blocks_per_level >= 1; "
-                             f"got base_channels={base_channels}, channel_mults={channel_mults}, "
-                             f"blocks_per_level={blocks_per_level}.")
+            raise ValueError(
+                f"UNet needs at least one level of at least one channel and blocks_per_level >= 1; "
+                f"got base_channels={base_channels}, channel_mults={channel_mults}, "
+                f"blocks_per_level={blocks_per_level}."
+            )
         if any(c % groups for c in channels):
-            raise ValueError(f"groups={groups} must divide the channels of every level, {channels}.")
+            raise ValueError(
+                f"groups={groups} must divide the channels of every level, {channels}."
+            )
         if n_classes is not None and n_classes < 1:
-            raise ValueError(f"n_classes must be None (unconditional) or at least 1; got {n_classes}.")
+            raise ValueError(
+                f"n_classes must be None (unconditional) or at least 1; got {n_classes}."
+            )
         self.in_channels, self.n_classes, self.levels = in_channels, n_classes, len(channels)
         self.base_channels = base_channels
         emb_dim = 4 * base_channels
 
-        self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         self.class_emb = nn.Embedding(n_classes + 1, emb_dim) if n_classes is not None else None
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
 
@@ -113,8 +132,11 @@ class UNet(nn.Module):
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         c = channels[0]
         for i, c_level in enumerate(channels):
-            self.down.append(nn.ModuleList([block(c if j == 0 else c_level, c_level)
-                                            for j in range(blocks_per_level)]))
+            self.down.append(
+                nn.ModuleList(
+                    [block(c if j == 0 else c_level, c_level) for j in range(blocks_per_level)]
+                )
+            )
             c = c_level
             if i < self.levels - 1:  # a strided conv halves H and W
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
@@ -123,8 +145,14 @@ class UNet(nn.Module):
         for i in reversed(range(self.levels)):
             c_level = channels[i]
             # the first block of a level also takes the skip of the same level, concatenated
-            self.up.append(nn.ModuleList([block((c if j == 0 else c_level) + (c_level if j == 0 else 0), c_level)
-                                          for j in range(blocks_per_level)]))
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        block((c if j == 0 else c_level) + (c_level if j == 0 else 0), c_level)
+                        for j in range(blocks_per_level)
+                    ]
+                )
+            )
             c = c_level
             if i > 0:  # nearest-neighbour doubling, then a conv to the next level's channels
                 self.upsample.append(nn.Conv2d(c, channels[i - 1], 3, padding=1))
@@ -134,31 +162,50 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def _check(self, x: Tensor, t: Tensor | int, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _check(
+        self, x: Tensor, t: Tensor | int, labels: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNet expects images (B, {self.in_channels}, H, W); got shape {tuple(x.shape)}.")
+            raise ValueError(
+                f"UNet expects images (B, {self.in_channels}, H, W); got shape {tuple(x.shape)}."
+            )
         factor = 2 ** (self.levels - 1)
         if x.shape[2] % factor or x.shape[3] % factor:
-            raise ValueError(f"This UNet halves the image {self.levels - 1} time(s), so H and W must be divisible "
-                             f"by {factor}; got {x.shape[2]}x{x.shape[3]}. Use fewer channel_mults or pad the images.")
+            raise ValueError(
+                f"This UNet halves the image {self.levels - 1} time(s), so H and W must be divisible "
+                f"by {factor}; got {x.shape[2]}x{x.shape[3]}. Use fewer channel_mults or pad the images."
+            )
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0:
             t = t.expand(len(x))
         if t.shape != (len(x),):
-            raise ValueError(f"Expected one timestep per image, shape ({len(x)},); got {tuple(t.shape)}.")
+            raise ValueError(
+                f"Expected one timestep per image, shape ({len(x)},); got {tuple(t.shape)}."
+            )
         if labels is None:
             if self.n_classes is None:
                 return t, None
-            labels = torch.full((len(x),), self.n_classes, device=x.device, dtype=torch.long)  # the null label
+            # the null label
+            labels = torch.full((len(x),), self.n_classes, device=x.device, dtype=torch.long)
         elif self.n_classes is None:
-            raise ValueError("This UNet is unconditional; build it with n_classes=... to pass labels.")
+            raise ValueError(
+                "This UNet is unconditional; build it with n_classes=... to pass labels."
+            )
         if labels.shape != (len(x),) or labels.dtype.is_floating_point:
-            raise ValueError(f"Expected one integer label per image, shape ({len(x)},); "
-                             f"got {labels.dtype} of shape {tuple(labels.shape)}.")
+            raise ValueError(
+                f"Expected one integer label per image, shape ({len(x)},); "
+                f"got {labels.dtype} of shape {tuple(labels.shape)}."
+            )
         # the range is checked where it is free: on a GPU it would wait for the device at every call
-        if labels.device.type == "cpu" and len(labels) and (labels.min() < 0 or labels.max() > self.n_classes):
-            raise ValueError(f"Labels must lie in 0..{self.n_classes - 1}, or be {self.n_classes} (the null label); "
-                             f"got values from {labels.min().item()} to {labels.max().item()}.")
+        if (
+            labels.device.type == "cpu"
+            and len(labels)
+            and (labels.min() < 0 or labels.max() > self.n_classes)
+        ):
+            raise ValueError(
+                f"Labels must lie in 0..{self.n_classes - 1}, or be {self.n_classes} (the null label); "
+                f"got values from {labels.min().item()} to {labels.max().item()}."
+            )
         return t, labels.long()
 
     def forward(self, x: Tensor, t: Tensor | int, labels: Tensor | None = None) -> Tensor:
@@ -168,23 +215,23 @@ class UNet(nn.Module):
         ``labels=None`` uses the null label: its unconditional prediction.
         """
         t, labels = self._check(x, t, labels)
-        emb = self.time_mlp(timestep_embedding(t, self.base_channels))       # (B, emb_dim)
+        emb = self.time_mlp(timestep_embedding(t, self.base_channels))  # (B, emb_dim)
         if self.class_emb is not None:
             emb = emb + self.class_emb(labels)
 
-        h = self.conv_in(x)                                                    # (B, c0, H, W)
+        h = self.conv_in(x)  # (B, c0, H, W)
         skips = []
         for i, blocks in enumerate(self.down):
             for blk in blocks:
                 h = blk(h, emb)
-            skips.append(h)                                                    # (B, c_i, H / 2^i, W / 2^i)
+            skips.append(h)  # (B, c_i, H / 2^i, W / 2^i)
             if i < self.levels - 1:
                 h = self.downsample[i](h)
         h = self.middle(h, emb)
-        for k, blocks in enumerate(self.up):                                   # levels from the deepest up
+        for k, blocks in enumerate(self.up):  # levels from the deepest up
             h = torch.cat([h, skips.pop()], dim=1)
             for blk in blocks:
                 h = blk(h, emb)
             if k < self.levels - 1:
                 h = self.upsample[k](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))                         # (B, C, H, W)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, C, H, W)

@@ -14,6 +14,7 @@ the networks. Three architectures:
 - ``"mlp"``: two hidden layers with SiLU activations (the course default);
 - ``"conv"``: strided convolutions down, transposed convolutions up.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,15 +31,22 @@ class VAE(nn.Module):
 
     ARCHS = ("mlp", "conv", "classic")
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 8, 8), latent_dim: int = 8,
-                 arch: str = "mlp", hidden: tuple[int, ...] | None = None):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 8, 8),
+        latent_dim: int = 8,
+        arch: str = "mlp",
+        hidden: tuple[int, ...] | None = None,
+    ):
         super().__init__()
         if arch not in self.ARCHS:
             raise ValueError(f"Unknown arch {arch!r}; choose one of {self.ARCHS}.")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1; got {latent_dim}.")
         if arch == "conv" and hidden is not None and len(hidden) != 2:
-            raise ValueError(f"The conv VAE takes two channel counts, e.g. hidden=(32, 64); got {hidden}.")
+            raise ValueError(
+                f"The conv VAE takes two channel counts, e.g. hidden=(32, 64); got {hidden}."
+            )
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W); got {image_shape}.")
         self.image_shape, self.latent_dim, self.arch = tuple(image_shape), latent_dim, arch
@@ -58,26 +66,41 @@ class VAE(nn.Module):
             self.to_logits = nn.Linear(hidden[0], n_pixels)
         else:
             if h % 4 or w % 4:
-                raise ValueError(f"The conv VAE needs a height and width divisible by 4; got {h}x{w}.")
+                raise ValueError(
+                    f"The conv VAE needs a height and width divisible by 4; got {h}x{w}."
+                )
             ch = hidden or (32, 64)
-            feat = (ch[1], h // 4, w // 4)                  # two stride-2 steps quarter the image
+            feat = (ch[1], h // 4, w // 4)  # two stride-2 steps quarter the image
             n_feat = ch[1] * (h // 4) * (w // 4)
             self.encoder = nn.Sequential(
-                nn.Conv2d(c, ch[0], 4, stride=2, padding=1), nn.SiLU(),       # (ch0, H/2, W/2)
-                nn.Conv2d(ch[0], ch[1], 4, stride=2, padding=1), nn.SiLU(),   # (ch1, H/4, W/4)
-                nn.Flatten(), nn.Linear(n_feat, 256), nn.SiLU())
+                nn.Conv2d(c, ch[0], 4, stride=2, padding=1),
+                nn.SiLU(),  # (ch0, H/2, W/2)
+                nn.Conv2d(ch[0], ch[1], 4, stride=2, padding=1),
+                nn.SiLU(),  # (ch1, H/4, W/4)
+                nn.Flatten(),
+                nn.Linear(n_feat, 256),
+                nn.SiLU(),
+            )
             self.to_stats = nn.Linear(256, 2 * latent_dim)
+            # latent -> (ch0, H/2, W/2)
             self.decoder_body = nn.Sequential(
-                nn.Linear(latent_dim, 256), nn.SiLU(), nn.Linear(256, n_feat), nn.SiLU(),
+                nn.Linear(latent_dim, 256),
+                nn.SiLU(),
+                nn.Linear(256, n_feat),
+                nn.SiLU(),
                 nn.Unflatten(1, feat),
-                nn.ConvTranspose2d(ch[1], ch[0], 4, stride=2, padding=1), nn.SiLU())  # (ch0, H/2, W/2)
-            self.to_logits = nn.ConvTranspose2d(ch[0], c, 4, stride=2, padding=1)    # (C, H, W)
+                nn.ConvTranspose2d(ch[1], ch[0], 4, stride=2, padding=1),
+                nn.SiLU(),
+            )
+            self.to_logits = nn.ConvTranspose2d(ch[0], c, 4, stride=2, padding=1)  # (C, H, W)
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"This VAE was built for images of shape (N, {', '.join(map(str, self.image_shape))}); "
-                             f"got {tuple(x.shape)}. Reshape with x.view(-1, *model.image_shape), or build the "
-                             f"VAE with image_shape={tuple(x.shape[1:]) if x.dim() == 4 else '...'}.")
+            raise ValueError(
+                f"This VAE was built for images of shape (N, {', '.join(map(str, self.image_shape))}); "
+                f"got {tuple(x.shape)}. Reshape with x.view(-1, *model.image_shape), or build the "
+                f"VAE with image_shape={tuple(x.shape[1:]) if x.dim() == 4 else '...'}."
+            )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, C, H, W) -> (mu, logvar)``, each ``(N, latent_dim)``."""
@@ -89,8 +112,10 @@ class VAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """``(..., latent_dim) -> logits (..., C, H, W)``; ``sigmoid(logits)`` is the probability of ink."""
         if z.shape[-1] != self.latent_dim:
-            raise ValueError(f"Expected latent codes of size {self.latent_dim}; got shape {tuple(z.shape)}.")
-        lead = z.shape[:-1]                       # any leading shape: (N,), (K, N), ...
+            raise ValueError(
+                f"Expected latent codes of size {self.latent_dim}; got shape {tuple(z.shape)}."
+            )
+        lead = z.shape[:-1]  # any leading shape: (N,), (K, N), ...
         logits = self.to_logits(self.decoder_body(z.reshape(-1, self.latent_dim)))
         return logits.view(*lead, *self.image_shape)
 
