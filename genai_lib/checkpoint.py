@@ -233,8 +233,16 @@ def save_model(path: str | Path, model: nn.Module, tokenizer: Any = None) -> Pat
 
     ``model.config`` must be a dataclass (as :class:`genai_lib.models.GPTConfig`
     is); ``tokenizer`` anything with ``to_dict()``. Written atomically.
+    A model with LoRA adapters is saved as the plain model it computes (the
+    adapters merged into a copy), so that ``load_model(path, GPT, GPTConfig)``
+    reads it back; ``model`` itself is left as it is.
     """
     import dataclasses
+
+    from genai_lib.models.lora import lora_layers, without_lora
+
+    if lora_layers(model):
+        model = without_lora(model)
 
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):

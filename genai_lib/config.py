@@ -74,13 +74,13 @@ def pick(fast: T, full: T) -> T:
 # ---------------------------------------------------------------- device
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """The device to train on: CUDA, then Apple's MPS, then the CPU.
 
     ``prefer`` (or the ``GENAI_DEVICE`` environment variable) overrides the
     choice; asking for a device this machine does not have is an error.
     """
-    name = prefer or os.environ.get("GENAI_DEVICE") or ""
+    name = str(prefer or os.environ.get("GENAI_DEVICE") or "")  # a torch.device too
     name = name.strip().lower()
     if not name or name == "auto":
         if torch.cuda.is_available():

@@ -34,6 +34,8 @@ The papers: DDPM (Ho et al., 2020), the cosine schedule (Nichol & Dhariwal,
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +44,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genai_lib.config import device_of
+from genai_lib.losses import check_signed_images
+from genai_lib.models.inputs import class_labels
 
 SCHEDULES = ("linear", "cosine")
 MAX_BETA = 0.999  # a beta of 1 would erase the signal in one step and make alpha_bar exactly 0
@@ -132,8 +136,9 @@ def noise_schedule(
     """
     if kind not in SCHEDULES:
         raise ValueError(f"Unknown noise schedule {kind!r}; choose one of {SCHEDULES}.")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if _whole(steps) is None or steps < 1:
         raise ValueError(f"steps (T) must be a positive integer; got {steps!r}.")
+    steps = _whole(steps)
     if kind == "linear":
         scale = 1000 / steps
         start = beta_start if beta_start is not None else 1e-4 * scale
@@ -153,6 +158,14 @@ def noise_schedule(
         u = torch.arange(steps + 1, dtype=torch.float64) / steps  # t / T for t = 0..T
         f = torch.cos((u + cosine_offset) / (1 + cosine_offset) * math.pi / 2) ** 2
         betas = 1 - f[1:] / f[:-1]  # 0-based step t goes from f(t/T) to f((t+1)/T)
+    capped = int((betas > MAX_BETA).sum())
+    if capped > 1:  # the cosine schedule caps its last beta by design; more means T is too small
+        warnings.warn(
+            f"noise_schedule({kind!r}, {steps}): {capped} of the {steps} betas are capped at "
+            f"{MAX_BETA}, so those steps erase the signal almost at once. Use the 'cosine' "
+            f"schedule, or T >= 50 steps.",
+            stacklevel=2,
+        )
     betas = betas.clamp(max=MAX_BETA)
     alphas = 1 - betas
     alpha_bars = torch.cumprod(alphas, dim=0)
@@ -160,6 +173,11 @@ def noise_schedule(
 
 
 # ---------------------------------------------------------------- the forward process
+
+
+def _whole(n: object) -> int | None:
+    """``n`` as an int if it is a whole number (a Python or numpy integer, not a bool), else None."""
+    return int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else None
 
 
 def _check_timesteps(schedule: NoiseSchedule, t: Tensor, batch: int | None = None) -> Tensor:
@@ -254,6 +272,7 @@ def diffusion_loss(
     """
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond is a probability; got {p_uncond}.")
+    check_signed_images(x0, "diffusion_loss")
     draw = {
         "generator": generator,
         "device": generator.device if generator is not None else x0.device,
@@ -297,20 +316,6 @@ def guided_epsilon(
     eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
     eps_c, eps_u = eps.chunk(2)
     return eps_u + guidance * (eps_c - eps_u)
-
-
-def _sample_labels(labels: Tensor | int | None, n: int, device: torch.device) -> Tensor | None:
-    if labels is None:
-        return None
-    labels = torch.as_tensor(labels)
-    if labels.dim() == 0:
-        labels = labels.expand(n)
-    if labels.shape != (n,) or labels.dtype.is_floating_point:
-        raise ValueError(
-            f"labels must be an int, or an integer tensor of shape ({n},) (one per sample); "
-            f"got {labels.dtype} of shape {tuple(labels.shape)}."
-        )
-    return labels.long().to(device)
 
 
 def _predict_x0_and_eps(x: Tensor, eps: Tensor, ab: float, clip_x0: bool) -> tuple[Tensor, Tensor]:
@@ -405,7 +410,7 @@ class _Sampling:
             raise ValueError(f"n (the number of samples) must be at least 1; got {n}.")
         self.model, self.n, self.shape = model, n, tuple(shape)
         self.device = torch.device(device) if device is not None else device_of(model)
-        self.labels = _sample_labels(labels, n, self.device)
+        self.labels = class_labels(labels, n, self.device)
         # Noise is drawn on the CPU from a private generator: the same seed gives the same samples on any device
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -540,10 +545,11 @@ def ddim_timesteps(schedule: NoiseSchedule, steps: int) -> Tensor:
     ``x ~ N(0, I)`` is right. With ``steps = T`` these are all timesteps.
     Returns an int64 tensor ``(steps,)``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= schedule.steps:
+    if _whole(steps) is None or not 1 <= steps <= schedule.steps:
         raise ValueError(
             f"DDIM steps must be an integer from 1 to T = {schedule.steps}; got {steps!r}."
         )
+    steps = _whole(steps)
     if steps == 1:
         return torch.tensor([schedule.steps - 1])
     ts = torch.linspace(0, schedule.steps - 1, steps, dtype=torch.float64).round().long()

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from genai_lib import losses
+from genai_lib.losses import check_signed_images
+from genai_lib.models.inputs import class_labels
 from genai_lib.train import Objective
 
 LOSSES = ("nonsaturating", "saturating", "wgan-gp")
@@ -54,6 +56,11 @@ def gan_objectives(
     """
     if loss not in LOSSES:
         raise ValueError(f"Unknown GAN loss {loss!r}; choose one of {LOSSES}.")
+    if critic_steps < 1:
+        raise ValueError(
+            f"critic_steps must be at least 1; got {critic_steps}. It is how many discriminator "
+            f"(critic) steps come before each generator step."
+        )
     latent_dim = generator.latent_dim
 
     def fakes(real: Tensor, labels: Tensor | None) -> Tensor:
@@ -65,6 +72,7 @@ def gan_objectives(
 
     def discriminator_step(batch) -> dict[str, Tensor]:
         real, labels = _split(batch)
+        check_signed_images(real, "GAN training (the generator ends in tanh)")
         with torch.no_grad():  # no graph through G: it is not trained here
             fake = fakes(real, labels)
         real_scores, fake_scores = scores(real, labels), scores(fake, labels)
@@ -110,13 +118,14 @@ def gan_objectives(
 def generate(
     generator: nn.Module,
     n: int,
-    labels: Tensor | None = None,
+    labels: Tensor | int | list[int] | None = None,
     seed: int | None = None,
     to_unit: bool = True,
 ) -> Tensor:
     """``n`` samples from ``generator`` in eval mode, on the CPU.
 
-    ``labels (n,)`` for a conditional generator; ``seed`` fixes the noise;
+    ``labels (n,)`` for a conditional generator, or one int for n samples of
+    that class (as the diffusion samplers take them); ``seed`` fixes the noise;
     ``to_unit`` maps tanh outputs from [-1, 1] to [0, 1] (for images).
     """
     device = next(generator.parameters()).device
@@ -125,7 +134,8 @@ def generate(
     was_training = generator.training
     generator.eval()
     try:
-        out = generator(z, labels.to(device)) if labels is not None else generator(z)
+        labels = class_labels(labels, n, device)
+        out = generator(z, labels) if labels is not None else generator(z)
     finally:
         generator.train(was_training)
     out = out.cpu()

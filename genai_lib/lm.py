@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genai_lib.data.text import TokenWindows
+from genai_lib.data.text import TokenWindows, as_token_ids
 from genai_lib.losses import next_token_loss
 from genai_lib.sample import generate
 from genai_lib.train import History, Objective, fit
@@ -50,7 +50,8 @@ def unigram_entropy_bits(tokens: Tensor, vocab_size: int) -> float:
     held-out costs: a unigram model fitted to the training text can cost less
     on held-out text than the training text's own entropy.
     """
-    counts = torch.bincount(tokens.flatten(), minlength=vocab_size).double()
+    tokens = as_token_ids(tokens)
+    counts = torch.bincount(tokens.flatten().long(), minlength=vocab_size).double()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log2()).sum())
 
@@ -71,6 +72,11 @@ def evaluate_lm(
     block_size = block_size or getattr(model, "block_size", None)
     if not block_size:
         raise ValueError("evaluate_lm needs a block_size for a model without one.")
+    if batch_size < 1:
+        raise ValueError(
+            f"batch_size must be at least 1 (windows per forward pass); got {batch_size}."
+        )
+    tokens = as_token_ids(tokens)
     if tokens.dim() != 1 or len(tokens) < 2:
         raise ValueError(
             f"evaluate_lm takes a 1-D sequence of at least 2 tokens; got shape {tuple(tokens.shape)}."

@@ -15,6 +15,7 @@ such as :class:`genai_lib.models.VAE`.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Protocol
 
 import torch
@@ -83,6 +84,41 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
 def _check_images(x: Tensor) -> None:
     if x.dim() != 4:
         raise ValueError(f"Expected a batch of images (N, C, H, W); got shape {tuple(x.shape)}.")
+    # the Bernoulli likelihood needs pixels in [0, 1]; checked where that is free (no GPU sync)
+    if x.device.type != "cpu" or not x.numel():
+        return
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= 0 and hi <= 1):  # written so that NaN fails it too
+        raise ValueError(
+            f"The VAE's Bernoulli likelihood needs pixel values in [0, 1]; these range over "
+            f"[{lo:.3g}, {hi:.3g}]. Divide 0..255 images by 255 "
+            f"(genai_lib.data loads them in [0, 1]) and binarise them (genai_lib.data.binarize)."
+        )
+
+
+def check_signed_images(x: Tensor, who: str) -> None:
+    """Refuse images ``(N, C, H, W)`` outside [-1, 1], the range of a tanh output and of diffusion's data.
+
+    Warns when nothing in the batch is below 0: scaled digits always reach -1
+    (their background), so such a batch is almost surely images in [0, 1]
+    that missed ``2 * images - 1``. Other shapes (2-D toy points) may take
+    any value and are not checked; nor are tensors off the CPU, where reading
+    the range would make the host wait for the device at every step.
+    """
+    if x.dim() != 4 or x.device.type != "cpu" or not x.numel() or not x.is_floating_point():
+        return
+    lo, hi = x.min().item(), x.max().item()
+    if not (lo >= -1 - 1e-3 and hi <= 1 + 1e-3):  # written so that NaN fails it too
+        raise ValueError(
+            f"{who} takes images in [-1, 1]; these range over [{lo:.3g}, {hi:.3g}]. For images "
+            f"in [0, 1] use 2 * images - 1; divide 0..255 images by 255 first."
+        )
+    if lo >= 0:
+        warnings.warn(
+            f"{who} takes images in [-1, 1], but nothing in this batch is below 0 (they range "
+            f"over [{lo:.3g}, {hi:.3g}]): images in [0, 1]? Scale them with 2 * images - 1.",
+            stacklevel=3,
+        )
 
 
 def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, Tensor]:
@@ -97,13 +133,6 @@ def elbo(model: LatentVariableModel, x: Tensor, beta: float = 1.0) -> dict[str, 
     one-sample estimate) and ``"kl"`` (exact).
     """
     _check_images(x)
-    # the Bernoulli likelihood needs pixels in [0, 1]; checked where that is free (no GPU sync)
-    if x.device.type == "cpu" and x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"The VAE's Bernoulli likelihood needs pixel values in [0, 1]; these range over "
-            f"[{x.min().item():.3g}, {x.max().item():.3g}]. Divide 0..255 images by 255 "
-            f"(genai_lib.data loads them in [0, 1]) and binarise them (genai_lib.data.binarize)."
-        )
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar)
     recon = bernoulli_log_likelihood(model.decode(z), x)
@@ -133,6 +162,9 @@ def iwae_bound(model: LatentVariableModel, x: Tensor, k: int, chunk: int = 100) 
     It equals the ELBO for k = 1, grows with k, and tends to log p(x) as k
     grows. Samples are drawn in chunks of ``chunk`` to bound memory.
     """
+    for name, value in (("k", k), ("chunk", chunk)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1; got {value}.")
     _check_images(x)
     mu, logvar = model.encode(x)
     log_weights = []
@@ -219,5 +251,14 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
         raise ValueError(
             f"next_token_loss takes logits (B, T, V) and targets (B, T); "
             f"got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
+    if targets.is_floating_point() or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer token ids; got {targets.dtype}.")
+    targets = targets.long()  # int32 ids (from numpy, say) too: cross_entropy takes int64 only
+    # -100 is cross_entropy's ignore_index; the count is read only on the CPU (no GPU sync)
+    if targets.device.type == "cpu" and not (targets != -100).any():
+        raise ValueError(
+            "Every target is IGNORE (-100), so this batch has nothing to predict and its mean "
+            "loss is NaN. Check the prompt masking and the padding (an empty response?)."
         )
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())

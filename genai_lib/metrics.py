@@ -107,20 +107,37 @@ def predict(classifier: nn.Module, images: Tensor) -> Tensor:
     return _apply(classifier, images).argmax(dim=1)
 
 
-def accuracy(classifier: nn.Module, images: Tensor, labels: Tensor) -> float:
-    """The fraction of ``images`` ``(N, C, H, W)`` whose predicted class equals ``labels`` ``(N,)``, in [0, 1]."""
+def accuracy(classifier: nn.Module, images: Tensor, labels: Tensor | int | list[int]) -> float:
+    """The fraction of ``images`` ``(N, C, H, W)`` whose predicted class equals ``labels`` ``(N,)``, in [0, 1].
+
+    ``labels`` may be one int (every image has that class) or a list.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    if labels.dim() == 0:
+        labels = labels.expand(len(images))
     if labels.shape != (len(images),):
         raise ValueError(
             f"Expected one label per image, shape ({len(images)},); got {tuple(labels.shape)}."
         )
-    return (predict(classifier, images) == labels.cpu()).float().mean().item()
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integers (class indices); got {labels.dtype}.")
+    logits = _apply(classifier, images)
+    n_classes = logits.shape[1]
+    if len(labels) and not (labels.min() >= 0 and labels.max() < n_classes):
+        raise ValueError(
+            f"labels must be classes of the classifier, 0 to {n_classes - 1}; got "
+            f"{labels.min().item()} to {labels.max().item()}. (An off-by-one, 1 to 10?)"
+        )
+    return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-def class_accuracy(classifier: nn.Module, images: Tensor, requested_labels: Tensor) -> float:
+def class_accuracy(
+    classifier: nn.Module, images: Tensor, requested_labels: Tensor | int | list[int]
+) -> float:
     """For a conditional generator: the share of images assigned to the class they were generated for.
 
     ``images[i]`` ``(N, C, H, W)`` was generated when asking for class
-    ``requested_labels[i]`` ``(N,)``. Returns a fraction in [0, 1]; 1 / n_classes
+    ``requested_labels[i]`` ``(N,)`` (or one int for all). Returns a fraction in [0, 1]; 1 / n_classes
     is what a generator that ignores its label scores.
     """
     return accuracy(classifier, images, requested_labels)

@@ -196,6 +196,12 @@ class ObjectiveStep:
                 f"The loss of '{name}' must be a scalar; it has shape {tuple(out['loss'].shape)}. "
                 f"Did you forget a .mean()?"
             )
+        if not out["loss"].requires_grad:  # a flag on the tensor: reading it costs no GPU sync
+            raise ValueError(
+                f"The loss of '{name}' does not depend on any trainable parameter, so there is no "
+                f"gradient to step with. Likely causes: a merged LoRA model (call unmerge_lora(model) "
+                f"first), a .detach() or .item() in the loss, or a loss computed under torch.no_grad()."
+            )
         return out
 
 

@@ -58,6 +58,13 @@ def train_vae(
     arguments go to :func:`~genai_lib.train.fit` (``device``, ``desc``...).
     Returns ``(model in eval mode on the CPU, history, training seconds)``.
     """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1; got {epochs}.")
+    if batch_size > len(images):
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(images)} images, so an epoch has no "
+            f"full batch: use batch_size <= {len(images)}, or more images."
+        )
     seed_everything(seed)
     model = VAE(image_shape=tuple(images.shape[1:]), latent_dim=latent_dim, arch=arch)
     steps_per_epoch = len(images) // batch_size

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from genai_lib.config import device_of
+
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Set the logits of tokens outside the top-k and the top-p nucleus to ``-inf``.
@@ -71,6 +73,12 @@ def sample_next(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Draw one token per row: ``(B, vocab_size)`` logits -> ``(B,)`` token ids."""
+    # checked where it is free (no GPU sync); argmax over NaN would quietly pick token 0
+    if logits.device.type == "cpu" and torch.isnan(logits).any():
+        raise ValueError(
+            "The model's logits contain NaN, so there is no distribution to sample from: did "
+            "training diverge? (Check the loss curve, or retrain with a lower learning rate.)"
+        )
     if temperature == 0:
         return logits.argmax(-1)
     probs = next_token_probs(logits, temperature, top_k, top_p)
@@ -80,7 +88,7 @@ def sample_next(
 @torch.no_grad()
 def generate(
     model: nn.Module,
-    tokens: Tensor,
+    tokens: Tensor | list[int],
     max_new_tokens: int,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -90,7 +98,8 @@ def generate(
 ) -> Tensor:
     """Continue ``tokens`` by ``max_new_tokens`` sampled tokens.
 
-    ``tokens``: ``(T,)`` or ``(B, T)`` token ids on the model's device, T >= 1.
+    ``tokens``: ``(T,)`` or ``(B, T)`` token ids on the model's device, T >= 1
+    (a list of ids, such as ``tok.encode(text)``, is moved there).
     Returns the prompt followed by the new tokens, with the same number of
     dimensions: ``(T + max_new_tokens,)`` or ``(B, T + max_new_tokens)``.
 
@@ -103,6 +112,10 @@ def generate(
     ``seed`` makes the sampling reproducible without touching the global
     random state.
     """
+    if not isinstance(tokens, Tensor):  # a list from tok.encode(text), say
+        tokens = torch.as_tensor(tokens, device=device_of(model))
+    if tokens.is_floating_point():
+        raise ValueError(f"tokens must be integer token ids; got {tokens.dtype}.")
     if tokens.dim() not in (1, 2) or tokens.shape[-1] < 1:
         raise ValueError(
             f"tokens must have shape (T,) or (B, T) with T >= 1; got {tuple(tokens.shape)}."

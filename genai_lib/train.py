@@ -21,6 +21,7 @@ processes (:mod:`genai_lib.distributed`).
 
 from __future__ import annotations
 
+import numbers
 import os
 import tempfile
 import warnings
@@ -333,6 +334,12 @@ def _optimizers_of(
 ) -> list[torch.optim.Optimizer]:
     given = objective.optimizer
     if given is None:
+        if not any(p.requires_grad for p in objective.model.parameters()):
+            raise ValueError(
+                f"Objective '{objective.name}' has no trainable parameters: every parameter of its "
+                f"model is frozen (requires_grad=False). A frozen model (freeze_all_but?), or an "
+                f"inject_lora call that raised after freezing? Unfreeze what should train."
+            )
         return [
             adamw(decay_groups(objective.model, weight_decay), lr=lr, betas=betas, device=device)
         ]
@@ -386,6 +393,8 @@ def _check_arguments(
         raise ValueError(
             f"accumulate must be at least 1 (micro-batches per optimizer step), got {accumulate}."
         )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a whole number; got {batch_size!r}.")
     for name, value in (("batch_size", batch_size), ("log_every", log_every)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}.")

@@ -6,6 +6,7 @@ and a script can save it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -40,6 +41,34 @@ def make_grid(images: Tensor, nrow: int = 8, padding: int = 1, pad_value: float 
     return grid
 
 
+def range_warning(
+    images: Tensor, value_range: tuple[float, float] = (0.0, 1.0), who: str = "show_images"
+) -> str | None:
+    """Why ``images`` do not look like values in ``value_range``, or ``None`` when they do.
+
+    Two mistakes are named: 0..255 images (far above the range), and tanh
+    outputs in [-1, 1] drawn as [0, 1] (down to about one range's width below
+    it, and nothing above it). Values a little outside on both sides, such as noisy
+    diffusion frames, are normal: they are clamped without a word.
+    """
+    values = images.detach().float()
+    lo, hi = value_range
+    span = hi - lo
+    if not values.numel() or not span > 0:
+        return None
+    a, b = values.min().item(), values.max().item()
+    seen = f"{who}: values range over [{a:.3g}, {b:.3g}] but value_range is ({lo:g}, {hi:g})"
+    if b > hi + 4 * span:
+        return f"{seen}. 0..255 images? Divide them by 255 (or pass value_range=(0, 255))."
+    # tanh outputs reach about -1 (a digit's background); noise rarely lands in that narrow band
+    if lo - 1.01 * span <= a <= lo - 0.9 * span and b <= hi + 0.01 * span:
+        return (
+            f"{seen}. Tanh outputs in [{lo - span:g}, {hi:g}]? Pass value_range=({lo - span:g}, "
+            f"{hi:g}), or map them with (x + 1) / 2."
+        )
+    return None
+
+
 def show_images(
     images: Tensor,
     nrow: int = 8,
@@ -53,7 +82,12 @@ def show_images(
     ``value_range`` is the range of pixel values: ``(0, 1)`` for probabilities
     of ink, ``(-1, 1)`` for tanh outputs. Grey images are drawn as dark ink on
     white (the low end of the range is white), separated by thin grey lines.
+    Values outside the range are clamped; a warning says so when they look
+    like another range (0..255 images, tanh outputs), see :func:`range_warning`.
     """
+    message = range_warning(images, value_range)
+    if message:
+        warnings.warn(message, stacklevel=2)
     lo, hi = value_range
     scaled = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
     grid = make_grid(scaled, nrow=nrow, pad_value=0.25)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import warnings
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -147,9 +148,19 @@ def image_to_png(image: Tensor, scale: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def image_grid_to_png(images: Tensor, nrow: int = 8, scale: int = 4) -> bytes:
-    """A batch ``(N, C, H, W)`` in [0, 1] tiled into one PNG (ink dark on white for grey images)."""
-    from genai_lib.viz import make_grid  # the grid is the same one show_images draws
+def image_grid_to_png(
+    images: Tensor, nrow: int = 8, scale: int = 4, check_range: bool = True
+) -> bytes:
+    """A batch ``(N, C, H, W)`` in [0, 1] tiled into one PNG (ink dark on white for grey images).
+
+    Values outside [0, 1] are clamped; with ``check_range``, a warning says so
+    when they look like 0..255 images or tanh outputs.
+    """
+    from genai_lib.viz import make_grid, range_warning  # the grid show_images draws
+
+    message = range_warning(images, who="image_grid_to_png") if check_range else None
+    if message:
+        warnings.warn(message, stacklevel=3)
 
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, pad_value=0.25)
     return image_to_png(grid.unsqueeze(0), scale)
@@ -312,8 +323,13 @@ def trajectory_explorer(
         raise ValueError(
             f"timesteps must give one step per frame ({len(frames)}); got {len(timesteps)}."
         )
-    # drawn once, shown instantly
-    pngs = [image_grid_to_png(frame, nrow=nrow, scale=scale) for frame in frames]
+    # drawn once, shown instantly; only the finished samples are checked for their range,
+    # since noise frames legitimately go past [0, 1]
+    last = len(frames) - 1
+    pngs = [
+        image_grid_to_png(frame, nrow=nrow, scale=scale, check_range=k == last)
+        for k, frame in enumerate(frames)
+    ]
     slider = widgets.IntSlider(
         value=0, min=0, max=len(frames) - 1, description="frame", continuous_update=True
     )

@@ -114,3 +114,14 @@ def test_char_tokenizer_names_the_unknown_character_where_bpe_falls_back_to_byte
     with pytest.raises(UnknownCharacterError, match="'!'"):
         chars.encode("hello!")
     assert tokenizer.decode(tokenizer.encode("hello!")) == "hello!"
+
+
+def test_token_str_and_encode_check_their_input():
+    tok = BPETokenizer.train("low lower lowest " * 20, vocab_size=260)
+    for bad in (-1, tok.vocab_size):
+        with pytest.raises(ValueError, match=rf"Token id {bad} is not in \[0, {tok.vocab_size}\)"):
+            tok.token_str(bad)
+    char = CharTokenizer.from_text("abc")
+    for bad in (["ab"], b"ab"):
+        with pytest.raises(TypeError, match=r"encode takes a str.*got"):
+            char.encode(bad)

@@ -107,3 +107,7 @@ def test_progress_style_is_validated():
     assert config.parse_progress(None) == "auto" and config.parse_progress("TEXT") == "text"
     with pytest.raises(ValueError, match="GENAI_PROGRESS='bars' is not understood"):
         config.parse_progress("bars")
+
+
+def test_get_device_takes_a_torch_device_as_well_as_a_name():
+    assert config.get_device(torch.device("cpu")) == torch.device("cpu")

@@ -587,3 +587,19 @@ def test_the_real_t10k_files_pass_and_a_flipped_pixel_does_not(data_dir, tmp_pat
     images.write_bytes(bytes(raw))
     with pytest.raises(data.DataFileError, match="is not the expected"):
         data.mnist_t10k_split(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "images, named",
+    [
+        (torch.full((2, 2), 255.0), ["[0, 1]", "255"]),
+        (torch.ones(2, 2, dtype=torch.uint8), ["uint8", "x.float() / 255"]),
+        (torch.full((2, 2), float("nan")), ["[0, 1]", "nan"]),
+    ],
+    ids=["0..255", "uint8", "nan"],
+)
+def test_binarize_refuses_what_is_not_a_grey_level_with_the_fix_named(images, named):
+    with pytest.raises(ValueError) as err:
+        data.binarize(images)
+    for part in named:
+        assert part in str(err.value), (part, str(err.value))

@@ -4,6 +4,7 @@ optimal denoiser is known exactly, seeds, classifier-free guidance, and the EMA 
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -434,3 +435,55 @@ def test_the_ema_survives_a_checkpoint_and_resume(tmp_path, also_extra_module):
     assert int(resumed.updates) == int(straight.updates) == 6
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def tiny_unet() -> UNet:
+    torch.manual_seed(0)
+    return UNet(1, base_channels=8, channel_mults=(1, 2), groups=4)
+
+
+@pytest.mark.parametrize(
+    "x0, named",
+    [
+        (torch.rand(4, 1, 8, 8) * 255, ["[-1, 1]", "2 * images - 1", "255"]),  # raw 0..255
+        (torch.full((4, 1, 8, 8), float("nan")), ["[-1, 1]", "nan"]),  # NaN slips past x < -1
+        ((torch.rand(4, 1, 8, 8) * 2 - 1).double(), ["float64", "float32", "x.float()"]),
+        (torch.randint(0, 2, (4, 1, 8, 8), dtype=torch.uint8), ["uint8", "255"]),
+    ],
+    ids=["0..255", "nan", "float64", "uint8"],
+)
+def test_bad_inputs_are_refused_with_the_fix_named(x0, named):
+    with pytest.raises(ValueError) as err:
+        diffusion_loss(tiny_unet(), noise_schedule("linear", 20), x0)
+    for part in named:
+        assert part in str(err.value), (part, str(err.value))
+
+
+def test_images_left_in_0_1_are_flagged_and_scaled_images_and_toy_data_pass(recwarn):
+    u, s = tiny_unet(), noise_schedule("linear", 20)
+    with pytest.warns(UserWarning, match=r"nothing .* below 0.*2 \* images - 1"):
+        diffusion_loss(u, s, torch.rand(4, 1, 8, 8))  # forgot x0 = 2 * images - 1
+    recwarn.clear()
+    diffusion_loss(u, s, torch.rand(4, 1, 8, 8) * 2 - 1)
+    # 2-D toy data are not images: they may go past [-1, 1]
+    diffusion_loss(LabelledToy(), s, 3 * torch.randn(16, 2), torch.zeros(16, dtype=torch.long))
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_a_short_linear_schedule_warns_that_its_betas_are_capped(recwarn):
+    with pytest.warns(UserWarning, match=r"capped.*'cosine'.*T >= 50"):
+        noise_schedule("linear", 10)
+    recwarn.clear()
+    for kind, steps in (("linear", 1000), ("linear", 50), ("cosine", 10), ("cosine", 1000)):
+        noise_schedule(kind, steps)  # the cosine schedule caps only its last beta
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_numpy_integers_count_as_integers():
+    s = noise_schedule("linear", np.int64(100))
+    assert s.steps == 100
+    out = ddim_sample(LabelledToy(), s, 2, (2,), steps=np.int64(5), labels=0, seed=0)
+    assert out.shape == (2, 2)

@@ -575,3 +575,50 @@ def test_conditional_labels_must_be_whole_numbers_in_range():
     with pytest.raises(ValueError, match=r"lie in 0..9; got values from 0 to 10"):
         G(z, torch.tensor([0, 10, 3]))
     assert G(z, torch.tensor([0, 9, 3])).shape == (3, 1, 8, 8)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "real, named",
+    [
+        (torch.rand(8, 1, 8, 8) * 255, ["tanh", "[-1, 1]", "2 * images - 1", "255"]),
+        (torch.full((8, 1, 8, 8), float("nan")), ["[-1, 1]", "nan"]),
+        ((torch.rand(8, 1, 8, 8) * 2 - 1).double(), ["float64", "float32", "x.float()"]),
+        (torch.randint(0, 2, (8, 1, 8, 8), dtype=torch.uint8), ["uint8", "255"]),
+    ],
+    ids=["0..255", "nan", "float64", "uint8"],
+)
+def test_bad_inputs_are_refused_with_the_fix_named(real, named):
+    disc, _ = gan_objectives(*tiny_dc_gan())
+    with pytest.raises(ValueError) as err:
+        disc.loss_fn(real)
+    for part in named:
+        assert part in str(err.value), (part, str(err.value))
+
+
+def test_real_images_left_in_0_1_are_flagged(recwarn):
+    disc, _ = gan_objectives(*tiny_dc_gan())
+    with pytest.warns(UserWarning, match=r"nothing .* below 0.*2 \* images - 1"):
+        disc.loss_fn(torch.rand(8, 1, 8, 8))
+    recwarn.clear()
+    disc.loss_fn(torch.rand(8, 1, 8, 8) * 2 - 1)
+    mlp_disc, _ = gan_objectives(*tiny_mlp_gan())
+    mlp_disc.loss_fn(3 + torch.randn(8, 2))  # toy points are not images: any range
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_generate_takes_an_int_or_a_list_of_labels_as_the_diffusion_samplers_do():
+    G, _ = tiny_dc_gan(n_classes=10)
+    assert generate(G, 4, labels=2, seed=0).shape == (4, 1, 8, 8)
+    torch.testing.assert_close(
+        generate(G, 2, labels=[0, 1], seed=0), generate(G, 2, labels=torch.tensor([0, 1]), seed=0)
+    )
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        generate(G, 3, labels=[0, 1])
+
+
+def test_critic_steps_is_checked_by_name():
+    with pytest.raises(ValueError, match="critic_steps must be at least 1; got 0"):
+        gan_objectives(*tiny_mlp_gan(), critic_steps=0)

@@ -116,3 +116,11 @@ def test_exact_match_cuts_at_the_newline():
     wrong = Oracle(prompt + "AC\n")
     assert exact_match(right, [(prompt, "AB\n")], TOK.encode, TOK.decode) == 1.0
     assert exact_match(wrong, [(prompt, "AB\n")], TOK.encode, TOK.decode) == 0.0
+
+
+def test_an_example_without_a_prompt_is_refused_rather_than_masked_away():
+    # targets[:len(prompt) - 1] with an empty prompt is targets[:-1]: the whole response would be masked
+    with pytest.raises(ValueError, match="Example 1 has an empty prompt"):
+        encode_examples([("ab", "c\n"), ("", "ab\n")], TOK.encode, 8, 0)
+    inputs, targets = encode_examples([("", "ab\n")], TOK.encode, 8, 0, mask_prompt=False)
+    assert targets[0, :2].tolist() == TOK.encode("b\n")

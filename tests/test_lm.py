@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from genai_lib.lm import bits, unigram_entropy_bits
+from genai_lib.data import TokenWindows
+from genai_lib.lm import bits, evaluate_lm, train_lm, unigram_entropy_bits
+from genai_lib.losses import next_token_loss
+from genai_lib.models import GPT, GPTConfig
 
 
 def cross_entropy_bits(tokens: torch.Tensor, p: torch.Tensor) -> float:
@@ -56,3 +60,57 @@ def test_held_out_entropy_is_the_floor_of_every_unigram_model():
 
     training_entropy = unigram_entropy_bits(train, vocab)
     assert cross_entropy_bits(held_out, fitted) < training_entropy, "the wrong floor is not a floor"
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def tiny_gpt() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+
+
+TOKENS = torch.randint(0, 11, (200,), generator=torch.Generator().manual_seed(0))
+
+
+def test_int32_token_ids_train_and_evaluate_like_int64():
+    model = tiny_gpt()
+    expected = evaluate_lm(model, TOKENS)
+    assert evaluate_lm(model, TOKENS.int()) == pytest.approx(expected, rel=1e-6)
+    history = train_lm(
+        model, TOKENS.int(), steps=1, block_size=8, batch_size=2, progress=False, device="cpu"
+    )
+    assert math.isfinite(history.last("loss"))
+    logits = torch.randn(2, 4, 11)
+    torch.testing.assert_close(
+        next_token_loss(logits, TOKENS[:8].view(2, 4).int()),
+        next_token_loss(logits, TOKENS[:8].view(2, 4)),
+    )
+
+
+@pytest.mark.parametrize("kind", ["list", "numpy"])
+def test_token_lists_and_numpy_arrays_are_taken_as_tensors(kind):
+    as_kind = (lambda t: t.tolist()) if kind == "list" else (lambda t: t.numpy())
+    model = tiny_gpt()
+    assert evaluate_lm(model, as_kind(TOKENS)) == pytest.approx(evaluate_lm(model, TOKENS))
+    assert unigram_entropy_bits(as_kind(TOKENS), 11) == pytest.approx(
+        unigram_entropy_bits(TOKENS, 11)
+    )
+    for got, expected in zip(TokenWindows(as_kind(TOKENS), 8, 2)(0), TokenWindows(TOKENS, 8, 2)(0)):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "call, named",
+    [
+        (lambda: next_token_loss(torch.randn(2, 4, 11), torch.full((2, 4), -100)), "IGNORE"),
+        (lambda: next_token_loss(torch.randn(2, 4, 11), torch.zeros(2, 4)), "integer token ids"),
+        (lambda: evaluate_lm(tiny_gpt(), TOKENS, batch_size=0), "batch_size must be at least 1"),
+        (lambda: evaluate_lm(tiny_gpt(), TOKENS.float()), "integer token ids"),
+        (lambda: TokenWindows(["a", "b"] * 10, 4, 2), "integer token ids"),
+    ],
+    ids=["all-ignored", "float-targets", "batch-size-0", "float-tokens", "strings"],
+)
+def test_bad_inputs_are_refused_with_the_fix_named(call, named):
+    with pytest.raises((ValueError, TypeError), match=named):
+        call()

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from genai_lib.checkpoint import load_model, save_model
+from genai_lib.lm import train_lm
 from genai_lib.losses import next_token_loss
 from genai_lib.models import GPT, GPTConfig
 from genai_lib.models.lora import (
@@ -213,3 +215,60 @@ def test_a_merged_model_round_trips_through_its_state_dict():
     unmerge_lora(fresh)  # and the adapter can still be taken out again
     unmerge_lora(model)
     torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- the lifecycle, misused
+
+
+def test_injecting_twice_is_refused_and_leaves_the_adapters_trainable():
+    model = tiny_gpt()
+    inject_lora(model, r=2)
+    before = trainable_parameters(model)
+    with pytest.raises(
+        ValueError, match=r"already has LoRA adapters \(8 layers\).*prepare copies it"
+    ):
+        inject_lora(model, r=2)
+    assert trainable_parameters(model) == before
+
+
+def test_misspelt_targets_leave_the_model_as_it_was():
+    model = tiny_gpt()
+    before = trainable_parameters(model)
+    with pytest.raises(ValueError, match="No nn.Linear in the model matches"):
+        inject_lora(model, targets=["q_proj"])
+    assert trainable_parameters(model) == before and before[0] == before[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_lora_adapters_take_the_base_models_dtype(dtype):
+    model = tiny_gpt().to(dtype)
+    layers = inject_lora(model, r=2)
+    assert all(p.dtype == dtype for layer in layers for p in (layer.lora_A, layer.lora_B))
+    model(torch.tensor([[1, 2, 3]]))
+
+
+def test_training_a_merged_lora_model_names_the_cause():
+    model = tiny_gpt()
+    inject_lora(model, r=2)
+    merge_lora(model)
+    tokens = torch.randint(0, 13, (200,), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(
+        ValueError, match="does not depend on any trainable parameter.*unmerge_lora"
+    ):
+        train_lm(model, tokens, steps=1, block_size=8, batch_size=4, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_a_lora_model_saves_as_the_plain_model_it_computes(tmp_path, merged):
+    model = tiny_gpt()
+    with_trained_adapters(model)
+    if merged:
+        merge_lora(model)
+    model.eval()
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    expected = model(tokens)
+    loaded, _ = load_model(save_model(tmp_path / "lora.pt", model), GPT, GPTConfig)
+    assert not lora_layers(loaded)
+    # merging adds B A into W in float32: rounding-level differences
+    torch.testing.assert_close(loaded(tokens), expected, rtol=1e-5, atol=1e-5)
+    assert lora_layers(model) and all(layer.merged == merged for layer in lora_layers(model))

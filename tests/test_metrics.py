@@ -487,3 +487,16 @@ def test_a_pinned_classifier_for_other_images_is_refused(tmp_path):
     )
     with pytest.raises(ShippedWeightsError, match=r"made for images \(1, 8, 8\).*\(1, 16, 16\)"):
         load_pinned_classifier(bigger, folder)
+
+
+def test_labels_may_be_an_int_or_a_list_and_must_be_classes_of_the_classifier():
+    stub = ReadsTheClassFromAPixel()
+    images = images_of([3, 3, 3, 1])
+    assert class_accuracy(stub, images, 3) == pytest.approx(0.75)  # an int: every image asked for 3
+    assert accuracy(stub, images, [3, 3, 3, 3]) == pytest.approx(0.75)
+    with pytest.raises(
+        ValueError, match=r"labels must be classes of the classifier, 0 to 9; got 10"
+    ):
+        accuracy(stub, images, torch.full((4,), 10))
+    with pytest.raises(ValueError, match="integers"):
+        accuracy(stub, images, torch.zeros(4))

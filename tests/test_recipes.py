@@ -1,5 +1,6 @@
 """The recipes that chapters, benchmarks and the command line share: repeatable, and their settings matter."""
 
+import pytest
 import torch
 
 from genai_lib.data import load_digits
@@ -46,3 +47,15 @@ def test_train_and_measure_lm_scores_the_whole_held_out_text():
     assert result.held_out_bits == bits(evaluate_lm(model, val, 16))
     assert result.parameters == sum(p.numel() for p in model.parameters())
     assert [s for s, _ in zip(*result.history.get("val_bits", "val"))] == list(range(2, 21, 2))
+
+
+def test_train_vae_names_a_batch_larger_than_the_images():
+    images = torch.rand(20, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"batch_size=64 is larger than the 20 images"):
+        train_vae(
+            images, arch="mlp", latent_dim=2, epochs=3, batch_size=64, progress=False, device="cpu"
+        )
+    with pytest.raises(ValueError, match=r"epochs must be at least 1; got 0"):
+        train_vae(
+            images, arch="mlp", latent_dim=2, epochs=0, batch_size=4, progress=False, device="cpu"
+        )

@@ -105,3 +105,23 @@ def test_generate_works_for_every_language_model_and_shape():
     assert generate(gpt(), torch.tensor([1, 2]), 0).tolist() == [1, 2]
     with pytest.raises(ValueError, match="T >= 1"):
         generate(gpt(), torch.zeros(1, 0, dtype=torch.long), 3)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_nan_logits_are_refused_at_every_temperature(temperature):
+    logits = torch.randn(2, 11)
+    logits[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN.*did training diverge"):
+        sample_next(logits, temperature)
+
+
+def test_generate_takes_a_list_of_token_ids():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    out = generate(model, [1, 2, 3], 4, seed=0)
+    assert torch.equal(out, generate(model, torch.tensor([1, 2, 3]), 4, seed=0))
+    with pytest.raises(ValueError, match="integer token ids"):
+        generate(model, [1.0, 2.0], 4)

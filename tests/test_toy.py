@@ -77,3 +77,8 @@ def test_min_share_sets_the_coverage_threshold():
 def test_mode_coverage_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="shape"):
         mode_coverage(torch.zeros(10, 3), ring_centres(), 0.02)
+
+
+def test_coverage_of_no_samples_is_refused():
+    with pytest.raises(ValueError, match=r"at least one sample"):
+        mode_coverage(torch.zeros(0, 2), ring_centres(), 0.02)

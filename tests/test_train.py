@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from genai_lib import checkpoint as ckpt
+from genai_lib.data import load_digits
 from genai_lib.train import (
     EpochBatches,
     History,
@@ -618,3 +619,91 @@ def test_an_unwritable_checkpoint_path_fails_before_the_first_step(tmp_path):
             progress=False,
         )
     _assert_bitwise(_weights(model), before)  # refused before any training
+
+
+# ---------------------------------------------------------------- nothing to train
+
+
+def test_a_model_with_every_parameter_frozen_is_refused_by_name():
+    model = nn.Linear(2, 1).requires_grad_(False)
+    x = torch.randn(16, 2)
+    with pytest.raises(ValueError, match="'model' has no trainable parameters.*frozen"):
+        fit(
+            model, lambda b: model(b).mean(), x, steps=1, batch_size=4, progress=False, device="cpu"
+        )
+
+
+@pytest.mark.parametrize("how", ["detach", "no_grad"])
+def test_a_loss_without_a_gradient_names_the_likely_causes(how):
+    model = nn.Linear(2, 1)
+
+    def loss_fn(batch):
+        if how == "detach":
+            return model(batch).mean().detach()
+        with torch.no_grad():
+            return model(batch).mean()
+
+    with pytest.raises(
+        ValueError, match=r"does not depend on any trainable.*unmerge_lora.*no_grad"
+    ):
+        fit(model, loss_fn, torch.randn(16, 2), steps=1, batch_size=4, progress=False, device="cpu")
+
+
+# ---------------------------------------------------------------- data in other forms
+
+
+def test_numpy_data_is_taken_as_tensors():
+    model = nn.Linear(4, 1)
+    x, y = regression_data(64)
+    history = fit(
+        model,
+        lambda b: ((model(b[0]).squeeze(-1) - b[1]) ** 2).mean(),
+        (x.numpy(), y.numpy()),
+        steps=2,
+        batch_size=8,
+        progress=False,
+        device="cpu",
+    )
+    assert history.last("loss") > 0
+    assert EpochBatches(x.numpy(), 8)(0).shape == (8, 4)
+
+
+@pytest.mark.parametrize(
+    "make, named",
+    [
+        (lambda x: list(x), ["list of 64 Tensors", "torch.stack"]),
+        (lambda x: [x, "labels"], ["str", "tensors"]),
+        (lambda x: load_digits(), ["data.train_images"]),
+    ],
+    ids=["per-example-list", "not-a-tensor", "image-data"],
+)
+def test_data_fit_cannot_batch_is_refused_with_the_fix_named(make, named):
+    model = nn.Linear(4, 1)
+    x, _ = regression_data(64)
+    with pytest.raises(TypeError) as err:
+        fit(
+            model,
+            lambda b: model(b).mean(),
+            make(x),
+            steps=1,
+            batch_size=8,
+            progress=False,
+            device="cpu",
+        )
+    for part in named:
+        assert part in str(err.value), (part, str(err.value))
+
+
+def test_batch_size_must_be_a_whole_number():
+    model = nn.Linear(4, 1)
+    x, _ = regression_data(64)
+    with pytest.raises(TypeError, match=r"batch_size must be a whole number; got 8.0"):
+        fit(
+            model,
+            lambda b: model(b).mean(),
+            x,
+            steps=1,
+            batch_size=8.0,
+            progress=False,
+            device="cpu",
+        )

@@ -457,3 +457,42 @@ def test_pixels_outside_0_1_are_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"pixel values in \[0, 1\].*Divide 0..255 images by 255"):
         vae_loss(model, torch.randint(0, 256, (4, 1, 8, 8)).float())
     vae_loss(model, torch.rand(4, 1, 8, 8).round())  # binary pixels: fine
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def small_vae() -> VAE:
+    torch.manual_seed(0)
+    return VAE((1, 8, 8), latent_dim=2, hidden=(16, 8))
+
+
+BINARY = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)).round()
+
+
+@pytest.mark.parametrize("bound", ["elbo", "iwae"])
+@pytest.mark.parametrize(
+    "x, named",
+    [
+        (BINARY * 255, ["[0, 1]", "255"]),
+        (BINARY * 2 - 1, ["[0, 1]", "binarize"]),
+        (torch.full((4, 1, 8, 8), float("nan")), ["[0, 1]", "nan"]),
+        (BINARY.double(), ["float64", "float32", "x.float()"]),
+        (BINARY.to(torch.uint8), ["uint8", "255"]),
+    ],
+    ids=["0..255", "-1..1", "nan", "float64", "uint8"],
+)
+def test_bad_inputs_are_refused_with_the_fix_named(bound, x, named):
+    model = small_vae()
+    with pytest.raises(ValueError) as err:
+        elbo(model, x) if bound == "elbo" else iwae_bound(model, x, 3)
+    for part in named:
+        assert part in str(err.value), (part, str(err.value))
+
+
+def test_iwae_sample_counts_are_checked():
+    model = small_vae()
+    with pytest.raises(ValueError, match="k must be at least 1; got 0"):
+        iwae_bound(model, BINARY, 0)
+    with pytest.raises(ValueError, match="chunk must be at least 1; got 0"):
+        iwae_bound(model, BINARY, 5, chunk=0)

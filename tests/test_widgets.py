@@ -219,3 +219,63 @@ def test_trajectory_explorer_refuses_bad_input(frames, timesteps, message):
 
     with pytest.raises(ValueError, match=message):
         trajectory_explorer(frames, timesteps)
+
+
+# ---------------------------------------------------------------- values outside the range
+
+
+def clean_digits(n: int = 4) -> Tensor:
+    """Stand-in digits in [0, 1]: a white background (0) and a stroke of ink (1)."""
+    images = torch.zeros(n, 1, 8, 8)
+    images[:, :, 2:6, 3:5] = 1.0
+    return images
+
+
+def user_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize(
+    "images, named",
+    [
+        ((clean_digits() * 255).to(torch.uint8), ["value_range is (0, 1)", "Divide them by 255"]),
+        (clean_digits() * 2 - 1, ["value_range is (0, 1)", "value_range=(-1, 1)", "(x + 1) / 2"]),
+    ],
+    ids=["0..255", "tanh"],
+)
+def test_show_images_warns_when_values_look_like_another_range(images, named, recwarn):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from genai_lib.viz import show_images
+
+    show_images(images)
+    (message,) = user_warnings(recwarn)
+    for part in named:
+        assert part in message, (part, message)
+    recwarn.clear()
+    show_images(clean_digits())
+    show_images(clean_digits() * 2 - 1, value_range=(-1, 1))
+    # noisy diffusion frames mapped with (x + 1) / 2 go past [0, 1] on both sides: clamped, no warning
+    g = torch.Generator().manual_seed(0)
+    for noise in (0.02, 0.3, 1.0):
+        show_images((clean_digits() * 2 - 1 + noise * torch.randn(4, 1, 8, 8, generator=g) + 1) / 2)
+    assert not user_warnings(recwarn)
+
+
+def test_grid_widgets_warn_about_0_255_images_and_trajectories_check_their_last_frame(recwarn):
+    from genai_lib.widgets import class_explorer, trajectory_explorer
+
+    class_explorer(lambda label, seed: clean_digits() * 255, ["a", "b"])
+    (message,) = user_warnings(recwarn)
+    assert "Divide them by 255" in message
+    recwarn.clear()
+    raw = torch.stack(
+        [torch.randn(4, 1, 8, 8) * 3, clean_digits() * 2 - 1]
+    )  # ddim_trajectory's output
+    trajectory_explorer(raw)
+    (message,) = user_warnings(recwarn)
+    assert "(x + 1) / 2" in message
+    recwarn.clear()
+    trajectory_explorer(((raw + 1) / 2).clamp(0, 1))  # as chapter 05 maps it
+    assert not user_warnings(recwarn)

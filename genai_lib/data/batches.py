@@ -25,6 +25,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -81,6 +82,43 @@ class DrawnBatches:
         return self.take(rows[part * self.batch_size : (part + 1) * self.batch_size])
 
 
+def _as_tensors(data: Any) -> Tensor | list[Tensor]:
+    """``data`` as one tensor or a list of column tensors; numpy arrays are converted.
+
+    What cannot be batched is refused with what to pass instead: a dataset
+    object, a list of one tensor per example, anything that is not a tensor.
+    """
+    if isinstance(data, np.ndarray):
+        return torch.as_tensor(data)
+    if isinstance(data, Tensor):
+        return data
+    if hasattr(data, "train_images"):  # an ImageData
+        raise TypeError(
+            f"fit takes tensors, not a {type(data).__name__}: pass data.train_images, or "
+            f"(data.train_images, data.train_labels) for images with labels."
+        )
+    if not isinstance(data, (tuple, list)) or not data:
+        raise TypeError(
+            f"Data must be a tensor or a tuple of tensors (images and labels, say); got "
+            f"{type(data).__name__}."
+        )
+    columns = [torch.as_tensor(c) if isinstance(c, np.ndarray) else c for c in data]
+    odd = [type(c).__name__ for c in columns if not isinstance(c, Tensor)]
+    if odd:
+        raise TypeError(
+            f"Data must be a tensor or a tuple of tensors; this {type(data).__name__} holds a "
+            f"{odd[0]}. Convert it with torch.tensor(...), or leave it out of the data."
+        )
+    if len(columns) > 4 and len({c.shape for c in columns}) == 1:
+        # a column per example rather than per field: 40 images give 40 "columns" of one row
+        raise TypeError(
+            f"Data is a {type(data).__name__} of {len(columns)} Tensors of the same shape: one "
+            f"per example? Batch them into one tensor with torch.stack(examples) first. (A tuple "
+            f"holds columns, such as (images, labels), each with one row per example.)"
+        )
+    return columns
+
+
 class EpochBatches(DrawnBatches):
     """Shuffled mini-batches of in-memory tensors, as a function of the step.
 
@@ -95,6 +133,7 @@ class EpochBatches(DrawnBatches):
         self, tensors: Tensor | Sequence[Tensor], batch_size: int, seed: int = 0, parts: int = 1
     ):
         super().__init__(batch_size, parts)
+        tensors = _as_tensors(tensors)
         self.single = isinstance(tensors, Tensor)
         self.tensors = [tensors] if self.single else list(tensors)
         n = len(self.tensors[0])

@@ -110,6 +110,11 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         """``text`` -> token ids. Works for any text: unknown characters fall back to their bytes."""
+        if not isinstance(text, str):
+            raise TypeError(
+                f"encode takes a str; got {type(text).__name__}. Encode one text at a time "
+                f"(bytes: .decode('utf-8') first)."
+            )
         return [i for chunk in split_chunks(text) for i in self._encode_chunk(chunk)]
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
@@ -131,6 +136,10 @@ class BPETokenizer:
 
     def token_str(self, token_id: int) -> str:
         """How one token reads, for display: its bytes as text (broken UTF-8 shown as "�")."""
+        if not 0 <= token_id < self.vocab_size:  # a negative id would index from the end
+            raise ValueError(
+                f"Token id {token_id} is not in [0, {self.vocab_size}), the vocabulary's ids."
+            )
         return self.token_bytes[token_id].decode("utf-8", errors="replace")
 
     def to_dict(self) -> dict[str, object]:

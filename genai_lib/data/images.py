@@ -315,6 +315,19 @@ def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> 
     batch when training ("dynamic binarisation"), once with a fixed seed for
     evaluation. ``(..., H, W)`` in [0, 1] -> the same shape, values in {0, 1}.
     """
+    if not images.is_floating_point():
+        raise ValueError(
+            f"binarize takes grey values in [0, 1] as floats; got {images.dtype}. For 0..255 "
+            f"images use x.float() / 255."
+        )
+    # the range is read where that is free: on a GPU it would wait for the device
+    if images.device.type == "cpu" and images.numel():
+        lo, hi = images.min().item(), images.max().item()
+        if not (lo >= 0 and hi <= 1):  # written so that NaN fails it too
+            raise ValueError(
+                f"binarize takes grey values in [0, 1] (the probability of ink); these range over "
+                f"[{lo:.3g}, {hi:.3g}]. Divide 0..255 images by 255; map [-1, 1] with (x + 1) / 2."
+            )
     if generator is not None and generator.device != images.device:
         return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
     return torch.bernoulli(images, generator=generator)

@@ -113,12 +113,19 @@ def encode_examples(
     Row i holds ``prompt + response`` followed by ``pad_id``. ``targets[t]`` is
     the token at ``t + 1``, or ``IGNORE`` where it belongs to the prompt (when
     ``mask_prompt``) or to the padding. Raises ``ValueError`` if an example
-    does not fit in ``block_size + 1`` tokens.
+    does not fit in ``block_size + 1`` tokens, or has an empty prompt while
+    ``mask_prompt`` (its whole response would be masked).
     """
     inputs = torch.full((len(pairs), block_size), pad_id, dtype=torch.long)
     targets = torch.full((len(pairs), block_size), IGNORE, dtype=torch.long)
     for i, (prompt, response) in enumerate(pairs):
         p, r = encode(prompt), encode(response)
+        if mask_prompt and not p:
+            raise ValueError(
+                f"Example {i} has an empty prompt: an instruction example needs one (the response is "
+                f"what follows it). Give it a prompt, or pass mask_prompt=False to train on the "
+                f"whole text."
+            )
         ids = p + r
         if len(ids) > block_size + 1:
             raise ValueError(

@@ -193,6 +193,11 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """``text`` -> a list of ``len(text)`` token ids in ``[0, vocab_size)``."""
+        if not isinstance(text, str):
+            raise TypeError(
+                f"encode takes a str; got {type(text).__name__}. Encode one text at a time "
+                f"(bytes: .decode('utf-8') first)."
+            )
         try:
             return [self._id_of[c] for c in text]
         except KeyError as err:
@@ -268,6 +273,24 @@ def split_train_val(
     return tokens[:n_train], tokens[n_train:]
 
 
+def as_token_ids(tokens: object, what: str = "tokens") -> torch.Tensor:
+    """``tokens`` as an integer tensor: a list or a numpy array of ids is converted; anything else is refused.
+
+    ``tok.encode(text)`` returns a list, so a list is the most natural thing to pass.
+    """
+    if not isinstance(tokens, torch.Tensor):
+        try:
+            tokens = torch.as_tensor(tokens)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"{what} must be integer token ids (a tensor, or a list or numpy array of ints); "
+                f"got {type(tokens).__name__}. For text, use torch.tensor(tok.encode(text))."
+            ) from None
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise ValueError(f"{what} must be integer token ids; got {tokens.dtype}.")
+    return tokens
+
+
 class TokenWindows(DrawnBatches):
     """Random training windows from a 1-D token sequence, as a function of the step.
 
@@ -284,6 +307,7 @@ class TokenWindows(DrawnBatches):
         self, tokens: torch.Tensor, block_size: int, batch_size: int, seed: int = 0, parts: int = 1
     ):
         super().__init__(batch_size, parts)
+        tokens = as_token_ids(tokens)
         if tokens.dim() != 1:
             raise ValueError(
                 f"TokenWindows takes a 1-D token sequence; got shape {tuple(tokens.shape)}."

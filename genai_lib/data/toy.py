@@ -57,6 +57,8 @@ def mode_coverage(
         raise ValueError(
             f"samples must have shape (N, {centres.shape[1]}); got {tuple(samples.shape)}."
         )
+    if len(samples) == 0:
+        raise ValueError("mode_coverage needs at least one sample; got 0.")
     distances = torch.cdist(samples, centres)  # (N, K)
     nearest_distance, nearest = distances.min(dim=1)
     good = nearest_distance <= 3 * std

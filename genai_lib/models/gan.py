@@ -27,8 +27,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from genai_lib.models.inputs import check_dtype
 
-def _check(name: str, x: Tensor, shape: tuple[int, ...]) -> None:
+
+def _check(name: str, x: Tensor, shape: tuple[int, ...], module: nn.Module) -> None:
+    check_dtype(name, x, module)
     if tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(
             f"{name} expects inputs of shape (N, {', '.join(map(str, shape))}); got {tuple(x.shape)}."
@@ -103,7 +106,7 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        _check("MLPGenerator", z, (self.latent_dim,))
+        _check("MLPGenerator", z, (self.latent_dim,), self)
         onehot = _labels("generator", labels, self.n_classes, len(z))
         if onehot is not None:
             z = torch.cat([z, onehot], dim=1)
@@ -135,7 +138,7 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        _check("MLPDiscriminator", x, self.in_shape)
+        _check("MLPDiscriminator", x, self.in_shape, self)
         h = x.flatten(1)
         onehot = _labels("discriminator", labels, self.n_classes, len(x))
         if onehot is not None:
@@ -185,7 +188,7 @@ class DCGenerator(nn.Module):
         )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        _check("DCGenerator", z, (self.latent_dim,))
+        _check("DCGenerator", z, (self.latent_dim,), self)
         onehot = _labels("generator", labels, self.n_classes, len(z))
         if onehot is not None:
             z = torch.cat([z, onehot], dim=1)
@@ -222,7 +225,7 @@ class DCDiscriminator(nn.Module):
         )
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        _check("DCDiscriminator", x, self.image_shape)
+        _check("DCDiscriminator", x, self.image_shape, self)
         onehot = _labels("discriminator", labels, self.n_classes, len(x))
         if onehot is not None:  # the label as constant image planes, one per class
             x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)

@@ -14,6 +14,7 @@ model is then as fast as the original, with no extra layer at all.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 
@@ -34,8 +35,10 @@ class LoRALinear(nn.Module):
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=base.weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))
+        # the base's device and dtype: a float64 or bfloat16 model gets adapters it can multiply with
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **like))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **like))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear initialises its weight
         self.dropout = nn.Dropout(dropout)
         self.merged = False
@@ -86,12 +89,17 @@ def inject_lora(
     """Freeze ``model`` and wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a :class:`LoRALinear`.
 
     After this only the LoRA matrices are trainable. Returns the new layers.
-    Raises ``ValueError`` if no layer matches (a misspelt target would
-    otherwise train nothing).
+    Raises ``ValueError``, and leaves the model as it was, if no layer
+    matches (a misspelt target would otherwise train nothing) or if the
+    model has LoRA layers already (a re-run cell).
     """
     targets = tuple(targets)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    existing = lora_layers(model)
+    if existing:
+        raise ValueError(
+            f"This model already has LoRA adapters ({len(existing)} layers): inject once, or start "
+            f"again from the base model (genai_lib.finetune.prepare copies it)."
+        )
     matches = [
         (name, module)
         for name, module in model.named_modules()
@@ -99,6 +107,8 @@ def inject_lora(
     ]
     if not matches:
         raise ValueError(f"No nn.Linear in the model matches the LoRA targets {targets}.")
+    for p in model.parameters():  # only now: a refused call must not leave the model frozen
+        p.requires_grad_(False)
     layers = []
     for name, module in matches:
         parent_name, _, child = name.rpartition(".")
@@ -123,6 +133,22 @@ def unmerge_lora(model: nn.Module) -> None:
     """Undo :func:`merge_lora`."""
     for layer in lora_layers(model):
         layer.unmerge()
+
+
+def without_lora(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every LoRA layer merged and replaced by its plain ``nn.Linear``.
+
+    The copy computes what the model computes, and has the base model's
+    layout, so it loads into the base class. ``model`` itself is untouched.
+    """
+    plain = copy.deepcopy(model)
+    for name, module in list(plain.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = plain.get_submodule(parent_name) if parent_name else plain
+            setattr(parent, child, module.base)
+    return plain
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genai_lib.models.inputs import check_dtype
+
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
     """Sinusoidal features of timesteps: ``t (B,)`` -> ``(B, dim)``, half sines, half cosines.
@@ -169,6 +171,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"UNet expects images (B, {self.in_channels}, H, W); got shape {tuple(x.shape)}."
             )
+        check_dtype("This UNet", x, self)
         factor = 2 ** (self.levels - 1)
         if x.shape[2] % factor or x.shape[3] % factor:
             raise ValueError(

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from genai_lib.models.inputs import check_dtype
+
 
 class VAE(nn.Module):
     """A VAE for images of shape ``image_shape = (C, H, W)`` with a ``latent_dim``-dimensional z.
@@ -95,6 +97,7 @@ class VAE(nn.Module):
             self.to_logits = nn.ConvTranspose2d(ch[0], c, 4, stride=2, padding=1)  # (C, H, W)
 
     def _check(self, x: Tensor) -> None:
+        check_dtype("This VAE", x, self)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"This VAE was built for images of shape (N, {', '.join(map(str, self.image_shape))}); "
