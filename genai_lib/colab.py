@@ -103,11 +103,13 @@ if "google.colab" in sys.modules:
         print(
             f"The course is not installed: {{problem}}\\n"
             "To install it, either\\n"
-            "  - upload genai-course.zip (your instructor's, or made with `python -m genai_lib pack`\\n"
-            "    in a copy of the course) into the Files pane on the left, or to Google Drive as\\n"
-            "    MyDrive/genai-course.zip with Drive mounted, then run this cell again; or\\n"
+            "  - upload genai-course.zip (your instructor's, or made with\\n"
+            "    `python -m genai_lib pack` in a copy of the course) into the Files pane\\n"
+            "    on the left, or to Google Drive as MyDrive/genai-course.zip with Drive\\n"
+            "    mounted, then run this cell again; or\\n"
             "  - in a copy of the course with a GitHub repository, run\\n"
-            "    `python -m genai_lib badges --repo OWNER/NAME` and open the chapter from its new badge."
+            "    `python -m genai_lib badges --repo OWNER/NAME`\\n"
+            "    and open the chapter from its new badge."
         )'''
 
 
