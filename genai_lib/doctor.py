@@ -30,17 +30,17 @@ import torch
 # Measured on the reference machine (2 cores of an AMD EPYC, torch 2.13.0 CPU; benchmarks/RESULTS.md):
 # the micro-benchmark's seconds per step, and each chapter's wall time in minutes, fast and default.
 REFERENCE_STEP_S = 0.109  # median of 5 runs of micro_benchmark(steps=16)
-REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (2026-12-02), where it explains each
-    "00_welcome": (0.15, 2.62),
-    "01a_vae_math": (0.16, 0.75),
-    "01b_vae_practice": (0.29, 0.97),
-    "02a_gan_theory": (0.36, 2.50),
-    "02b_gan_practice": (0.95, 4.38),
-    "03a_autoregressive_models": (0.34, 0.92),
-    "03b_gpt": (0.81, 3.25),
-    "04_finetuning": (1.00, 3.98),
-    "05_diffusion": (1.09, 4.00),
-    "06_scaling": (0.72, 4.13),
+REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (2026-12-03), where it explains each
+    "00_welcome": (0.09, 0.18),
+    "01a_vae_math": (0.09, 0.13),
+    "01b_vae_practice": (0.18, 0.77),
+    "02a_gan_theory": (0.17, 1.07),
+    "02b_gan_practice": (0.54, 3.75),
+    "03a_autoregressive_models": (0.17, 0.65),
+    "03b_gpt": (0.45, 2.43),
+    "04_finetuning": (0.55, 3.67),
+    "05_diffusion": (0.48, 3.57),
+    "06_scaling": (0.51, 3.55),
 }
 
 

@@ -64,6 +64,10 @@ def student_notebook(nb):
             continue
         if SOLUTION_TAG in cell.metadata.get("tags", []):
             cell.source = stub_solution(cell.source)
+            # the teacher edition folds its answers away; the learner's stub is there to be seen
+            cell.metadata.get("jupyter", {}).pop("source_hidden", None)
+            if not cell.metadata.get("jupyter", True):
+                del cell.metadata["jupyter"]
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("papermill", None)

@@ -104,13 +104,11 @@ def sample_mixture(weights, means, stds, n, generator, pick_uniformly=False):
     return means[k] + stds[k] * torch.randn(n, generator=generator)
 
 
-def mixture_log_prob(x, w, m, s, combine="logsumexp"):
-    log_components = torch.distributions.Normal(m, s).log_prob(x[:, None]) + w.log()  # (N, K)
-    if combine == "log of sum":
-        return log_components.exp().sum(1).log()
-    if combine == "sum of logs":
-        return log_components.sum(1)
-    return torch.logsumexp(log_components, dim=1)
+def log_prob_in_data_units(log_prob, x, mean, std, jacobian=-1.0, centre=True, log_of="std"):
+    """log p(x) for a model ``log_prob`` of standardised points; the defaults are right."""
+    u = ((x - mean) if centre else x) / std
+    spread = std if log_of == "std" else std**2
+    return log_prob(u) + jacobian * spread.log().sum()
 
 
 WELCOME = [
@@ -149,18 +147,34 @@ WELCOME = [
         seeds=(0, 1, 2),
     ),
     Case(
-        welcome.check_mixture_log_prob,
-        right=[mixture_log_prob],
+        welcome.check_log_prob_in_data_units,
+        right=[
+            log_prob_in_data_units,
+            lambda lp, x, m, s: lp((x - m) / s) - torch.log(torch.prod(s)),
+        ],
         wrong=[
             Wrong(
-                "log of a sum of densities: -inf far away",
-                "logsumexp",
-                lambda *a: mixture_log_prob(*a, combine="log of sum"),
+                "no change-of-variables term",
+                "standardised point's score.*integrates to 0.45",
+                lambda *a: log_prob_in_data_units(*a, jacobian=0.0),
             ),
             Wrong(
-                "a sum of the logs",
-                "not a sum of their logs",
-                lambda *a: mixture_log_prob(*a, combine="sum of logs"),
+                "the correction added",
+                "wrong way round",
+                lambda *a: log_prob_in_data_units(*a, jacobian=1.0),
+            ),
+            Wrong(
+                "x scored without standardising",
+                "standardise x first",
+                lambda lp, x, m, s: lp(x) - s.log().sum(),
+            ),
+            Wrong(
+                "not centred", "wrong place", lambda *a: log_prob_in_data_units(*a, centre=False)
+            ),
+            Wrong(
+                "log variance instead of log std",
+                "integrates to 2.22",
+                lambda *a: log_prob_in_data_units(*a, log_of="variance"),
             ),
         ],
     ),
@@ -174,78 +188,43 @@ def kl_gaussians(mu_q, lv_q, mu_p, lv_p):
     return 0.5 * (lv_p - lv_q + (lv_q.exp() + (mu_q - mu_p) ** 2) / lv_p.exp() - 1).sum(-1)
 
 
-def gaussian_log_likelihood(x, mean, sigma, reduce="sum", constant=True):
-    per_pixel = -((x - mean) ** 2) / (2 * sigma**2)
-    if constant:
-        per_pixel = per_pixel - 0.5 * math.log(2 * math.pi * sigma**2)
+def continuous_bernoulli(logits, x, normalise=1.0, at_half="limit", reduce="sum"):
+    """sum over pixels of x log p + (1 - x) log(1 - p) + normalise * log C(p); right by default.
+
+    C(p) = logit / (2p - 1) = logit / tanh(logit / 2), which tends to 2 at logit 0.
+    """
+    near_half = logits.abs() < 1e-3
+    safe = torch.where(near_half, torch.ones_like(logits), logits)
+    log_c = (safe / torch.tanh(safe / 2)).log()
+    if at_half == "limit":
+        log_c = torch.where(near_half, torch.full_like(logits, math.log(2)), log_c)
+    else:  # the formula as written: 0/0 at logit 0
+        log_c = (logits / torch.tanh(logits / 2)).log()
+    per_pixel = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    per_pixel = per_pixel + normalise * log_c
     return per_pixel.flatten(1).sum(1) if reduce == "sum" else per_pixel.flatten(1).mean(1)
 
 
-def mixture_log_joint(x):
-    """log p(x, z) for a 3-component Gaussian mixture in 2-D: ``(N, 2) -> (N, 3)``, float64."""
-    means = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]], dtype=torch.float64)
-    log_prior = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64).log()
-    return log_prior - 0.5 * ((x[:, None, :] - means) ** 2).sum(-1) - math.log(2 * math.pi)
+def gaussian_posterior(x, w, s):
+    """p(z|x) for z ~ N(0, 1), x|z ~ N(w z, s^2): the precisions add, 1/v = 1 + w^2 / s^2."""
+    var = s**2 / (s**2 + w**2)
+    return var * w * x / s**2, var
 
 
-def posterior_points():
-    return torch.randn(10, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+def kl_per_dimension(mu, logvar):
+    return 0.5 * (mu**2 + logvar.exp() - logvar - 1)  # (B, d)
 
 
-@functools.cache
-def trained_vae():
-    """An MLP VAE of the 8x8 digits trained as in chapter 01b's fast mode (15 epochs), and 100
-    held-out binary images."""
-    from genai_lib.data import binarize, load_digits
-    from genai_lib.losses import vae_loss
-    from genai_lib.models import VAE
-    from genai_lib.train import fit
-
-    data = load_digits()
-    seed_everything(0)
-    model = VAE(image_shape=data.shape, latent_dim=16, arch="mlp")
-    fit(
-        model,
-        lambda x: vae_loss(model, binarize(x)),
-        data.train_images,
-        steps=15 * 11,
-        batch_size=128,
-        lr=1e-3,
-        warmup_steps=11,
-        progress=False,
-    )
-    x_val = binarize(data.val_images, torch.Generator().manual_seed(1234))
-    return model.eval(), x_val[:100]
-
-
-def log_weights(model, x, k, prior=True):
-    """log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x): ``(k, N)``."""
-    from genai_lib.losses import (
-        bernoulli_log_likelihood,
-        gaussian_log_prob,
-        standard_normal_log_prob,
-    )
-
-    mu, logvar = model.encode(x)
-    z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape)
-    logits = model.decode(z.flatten(0, 1)).unflatten(0, (k, len(x)))
-    log_w = bernoulli_log_likelihood(logits, x) - gaussian_log_prob(z, mu, logvar)
-    return log_w + standard_normal_log_prob(z) if prior else log_w
-
-
-def iwae(model, x, k):
-    return torch.logsumexp(log_weights(model, x, k), dim=0) - math.log(k)
-
-
-def iwae_one_at_a_time(model, x, k):
-    """The same bound, drawing the k samples in a Python loop: right too."""
-    log_w = torch.stack([log_weights(model, x, 1)[0] for _ in range(k)])
-    return torch.logsumexp(log_w, dim=0) - math.log(k)
-
-
-def run_iwae(check, fn, seed):
-    model, x = trained_vae()
-    check(fn, model, x, seed=seed)
+def free_bits(mu, logvar, free_nats, floor="batch mean"):
+    """sum_j max(free_nats, mean_i KL_ij); the other floors are the wrong answers."""
+    kl = kl_per_dimension(mu, logvar)
+    if floor == "each image":
+        return kl.clamp(min=free_nats).sum(-1).mean()
+    if floor == "ceiling":
+        return kl.mean(0).clamp(max=free_nats).sum()
+    if floor == "total":
+        return kl.sum(-1).mean().clamp(min=free_nats)
+    return kl.mean(0).clamp(min=free_nats).sum()
 
 
 def one(beta: float) -> float:
@@ -297,10 +276,6 @@ def swap_keys(results):
     return {b: {"kl": r["recon_nll"], "recon_nll": r["kl"]} for b, r in results.items()}
 
 
-def prior_probabilities(x):
-    return torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64).expand(len(x), 3)
-
-
 VAE_CASES = [
     Case(
         vae.check_kl_two_gaussians,
@@ -320,49 +295,56 @@ VAE_CASES = [
         ],
     ),
     Case(
-        vae.check_gaussian_log_likelihood,
-        right=[gaussian_log_likelihood],
+        vae.check_continuous_bernoulli,
+        right=[
+            continuous_bernoulli,
+            lambda lg, x: (
+                torch.distributions.ContinuousBernoulli(logits=lg).log_prob(x).flatten(1).sum(1)
+            ),
+        ],
         wrong=[
             Wrong(
-                "minus the squared error",
-                "squared error",
-                lambda x, m, s: -((x - m) ** 2).flatten(1).sum(-1),
+                "the Bernoulli formula unchanged",
+                "integrates to 0.364",
+                lambda lg, x: continuous_bernoulli(lg, x, normalise=0.0),
+            ),
+            Wrong(
+                "log C subtracted",
+                "integrates to 0.133",
+                lambda lg, x: continuous_bernoulli(lg, x, normalise=-1.0),
             ),
             Wrong(
                 "averaged over pixels",
                 "Sum over the 64 pixels",
-                lambda x, m, s: gaussian_log_likelihood(x, m, s, reduce="mean"),
+                lambda lg, x: continuous_bernoulli(lg, x, reduce="mean"),
             ),
             Wrong(
-                "no normalising constant",
-                "Per pixel",
-                lambda x, m, s: gaussian_log_likelihood(x, m, s, constant=False),
+                "0/0 at p = 1/2",
+                "At logit 0",
+                lambda lg, x: continuous_bernoulli(lg, x, at_half="formula"),
             ),
         ],
     ),
     Case(
-        vae.check_posterior,
+        vae.check_gaussian_posterior,
         right=[
-            lambda x: (
-                mixture_log_joint(x) - torch.logsumexp(mixture_log_joint(x), 1, keepdim=True)
-            ).exp(),
-            lambda x: torch.softmax(mixture_log_joint(x), dim=1),
+            gaussian_posterior,
+            lambda x, w, s: (w * x / (w**2 + s**2), torch.full_like(x, 1 / (1 + w**2 / s**2))),
         ],
         wrong=[
+            Wrong("the prior", "That is the prior", lambda x, w, s: (0 * x, torch.ones_like(x))),
+            Wrong("the prior left out", "ignores the prior", lambda x, w, s: (x / w, s**2 / w**2)),
             Wrong(
-                "log-probabilities",
-                "cannot be negative",
-                lambda x: torch.log_softmax(mixture_log_joint(x), dim=1),
+                "a standard deviation for the variance",
+                "Not the posterior yet",
+                lambda x, w, s: (gaussian_posterior(x, w, s)[0], s / math.sqrt(s**2 + w**2)),
             ),
-            Wrong("not normalised", "must sum to 1", lambda x: mixture_log_joint(x).exp()),
             Wrong(
-                "normalised over the points",
-                "must sum to 1",
-                lambda x: torch.softmax(mixture_log_joint(x), dim=0),
+                "s left out",
+                "Not the posterior yet",
+                lambda x, w, s: (w * x / (1 + w**2), 1 / (1 + w**2)),
             ),
-            Wrong("the prior", "not the posterior", prior_probabilities),
         ],
-        run=lambda check, fn, seed: check(fn, mixture_log_joint, posterior_points()),
     ),
     Case(
         vae.check_active_units,
@@ -381,32 +363,40 @@ VAE_CASES = [
         ],
     ),
     Case(
-        vae.check_iwae,
-        right=[iwae, iwae_one_at_a_time],
+        vae.check_free_bits,
+        right=[
+            free_bits,
+            lambda mu, lv, f: torch.maximum(
+                kl_per_dimension(mu, lv).mean(0), torch.tensor(f)
+            ).sum(),
+        ],
         wrong=[
             Wrong(
-                "mean of the log-weights",
-                "not the mean of the log",
-                lambda m, x, k: log_weights(m, x, k).mean(0),
+                "the floor on the total KL",
+                "plain KL",
+                lambda mu, lv, f: free_bits(mu, lv, f, floor="total"),
             ),
             Wrong(
-                "no - log k",
-                "Subtract log k",
-                lambda m, x, k: torch.logsumexp(log_weights(m, x, k), dim=0),
+                "a ceiling instead of a floor",
+                "ceiling, not a floor",
+                lambda mu, lv, f: free_bits(mu, lv, f, floor="ceiling"),
             ),
             Wrong(
-                "log of a mean of exp: underflows",
-                "underflows",
-                lambda m, x, k: log_weights(m, x, k).exp().mean(0).log(),
+                "the floor on each image's KL",
+                "Average each dimension's KL over the batch",
+                lambda mu, lv, f: free_bits(mu, lv, f, floor="each image"),
             ),
             Wrong(
-                "log p(z) left out",
-                "three log-densities",
-                lambda m, x, k: torch.logsumexp(log_weights(m, x, k, prior=False), 0) - math.log(k),
+                "detached",
+                "No gradient reaches",
+                lambda mu, lv, f: free_bits(mu.detach(), lv.detach(), f),
+            ),
+            Wrong(
+                "one value per dimension",
+                "Return one number",
+                lambda mu, lv, f: kl_per_dimension(mu, lv).mean(0).clamp(min=f),
             ),
         ],
-        run=run_iwae,
-        seeds=(0, 1, 2),
     ),
     # The answer to this exercise is a dict of results: each "answer" here makes one from a seed.
     Case(
@@ -444,8 +434,34 @@ VAE_CASES = [
 # ---------------------------------------------------------------- 02a: GAN theory
 
 
-def nonsaturating(logits):
-    return F.softplus(-logits).mean()
+def smoothed_d_star(lpd, lpg, real_label, how="right"):
+    if how == "no smoothing":
+        return torch.sigmoid(lpd - lpg)
+    if how == "two-sided":  # fakes labelled 1 - real_label too
+        return real_label * torch.sigmoid(lpd - lpg) + (1 - real_label) * torch.sigmoid(lpg - lpd)
+    if how == "denominator":  # real_label p_data / (real_label p_data + p_g)
+        return torch.sigmoid(math.log(real_label) + lpd - lpg)
+    if how == "densities":  # exp of both: 0 / 0 far in the tails
+        return real_label * lpd.exp() / (lpd.exp() + lpg.exp())
+    if how == "fixed 0.9":
+        return 0.9 * torch.sigmoid(lpd - lpg)
+    return real_label * torch.sigmoid(lpd - lpg)
+
+
+def r1(critic, real, how="right"):
+    x = real.detach().clone().requires_grad_(True)
+    if how == "weights":  # differentiated with respect to the weights, not the input
+        grads = torch.autograd.grad(critic(x).sum(), list(critic.parameters()), create_graph=True)
+        return sum(g.pow(2).sum() for g in grads)
+    (grads,) = torch.autograd.grad(critic(x).sum(), x, create_graph=how != "no graph")
+    norms = grads.flatten(1).norm(dim=1)
+    if how == "wgan-gp":
+        return (norms - 1).pow(2).mean()
+    if how == "not squared":
+        return norms.mean()
+    if how == "whole batch":
+        return grads.norm() ** 2
+    return norms.pow(2).mean()
 
 
 def jsd(p, q, zero_safe=True, scale=1.0):
@@ -460,43 +476,52 @@ def jsd(p, q, zero_safe=True, scale=1.0):
 
 GAN_CASES = [
     Case(
-        gan.check_optimal_discriminator,
-        right=[lambda lpd, lpg: torch.sigmoid(lpd - lpg)],
+        gan.check_smoothed_optimal_discriminator,
+        right=[smoothed_d_star, lambda lpd, lpg, a: a / (1 + torch.exp(lpg - lpd))],
         wrong=[
             Wrong(
-                "probability of fake",
-                "probability that x is \\*fake\\*",
-                lambda lpd, lpg: torch.sigmoid(lpg - lpd),
+                "smoothing ignored",
+                "without smoothing",
+                functools.partial(smoothed_d_star, how="no smoothing"),
             ),
-            Wrong("density ratio", "density ratio", lambda lpd, lpg: (lpd - lpg).exp()),
+            Wrong(
+                "both labels smoothed",
+                "smoothed both labels",
+                functools.partial(smoothed_d_star, how="two-sided"),
+            ),
+            Wrong(
+                "real_label in the denominator",
+                "denominator is off",
+                functools.partial(smoothed_d_star, how="denominator"),
+            ),
             Wrong(
                 "densities divided directly: 0 / 0 far out",
                 "underflows",
-                lambda lpd, lpg: lpd.exp() / (lpd.exp() + lpg.exp()),
+                functools.partial(smoothed_d_star, how="densities"),
+            ),
+            Wrong(
+                "real_label fixed at 0.9",
+                "real_label = 0.7",
+                functools.partial(smoothed_d_star, how="fixed 0.9"),
             ),
         ],
     ),
     Case(
-        gan.check_nonsaturating_loss,
-        right=[
-            nonsaturating,
-            lambda logits: F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)),
-        ],
+        gan.check_r1_penalty,
+        right=[r1],
         wrong=[
+            Wrong("WGAN-GP's penalty", "WGAN-GP's penalty", functools.partial(r1, how="wgan-gp")),
+            Wrong("norm not squared", "square the norm", functools.partial(r1, how="not squared")),
             Wrong(
-                "the saturating loss",
-                "saturating loss",
-                lambda l: torch.log1p(-torch.sigmoid(l)).mean(),
+                "one norm over the whole batch",
+                "whole \\(batch, features\\) gradient",
+                functools.partial(r1, how="whole batch"),
             ),
-            Wrong("wrong sign", "wrong sign", lambda l: -nonsaturating(l)),
-            Wrong("summed over the batch", "summed over the batch", lambda l: F.softplus(-l).sum()),
+            Wrong("no create_graph", "create_graph=True", functools.partial(r1, how="no graph")),
             Wrong(
-                "log of a sigmoid: -inf", "rounds to 0", lambda l: -torch.sigmoid(l).log().mean()
-            ),
-            Wrong(
-                "clamped probability",
-                "clamp kills the gradient",
-                lambda l: -torch.sigmoid(l).clamp_min(1e-7).log().mean(),
+                "gradient with respect to the weights",
+                "with respect to its \\*input\\*",
+                functools.partial(r1, how="weights"),
             ),
         ],
     ),
@@ -664,9 +689,23 @@ def run_fixed_training(check, fn, seed):
     check(fn, gan_models(seed), x_train, 300, lambda g: score(g, seed), 342.3)
 
 
-def covered(predicted, n_classes=10, min_share=0.01):
-    shares = torch.bincount(predicted, minlength=n_classes).float() / len(predicted)
-    return int((shares >= min_share).sum())
+def truncated(n, latent_dim, threshold, generator, how="right"):
+    if how == "global rng":
+        generator = None
+    z = torch.randn(n, latent_dim, generator=generator)
+    if how == "clamp":
+        return z.clamp(-threshold, threshold)
+    if how == "uniform":
+        return (torch.rand(n, latent_dim, generator=generator) * 2 - 1) * threshold
+    if how == "rescale":
+        return z / z.abs().max() * threshold
+    outside = z.abs() > threshold
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+        outside = z.abs() > threshold
+        if how == "redraw once":
+            break
+    return z
 
 
 def fd_1d(a, b, variances=False, square_mean=True, root=False):
@@ -739,20 +778,21 @@ GAN_PRACTICE_CASES = [
         seeds=(0, 1),
     ),
     Case(
-        gan_practice.check_covered_classes,
-        right=[covered],
+        gan_practice.check_truncated_noise,
+        right=[truncated],
         wrong=[
+            Wrong("clamped", "clamping piles", functools.partial(truncated, how="clamp")),
+            Wrong("uniform", "look uniform", functools.partial(truncated, how="uniform")),
+            Wrong("rescaled", "Rescaling", functools.partial(truncated, how="rescale")),
             Wrong(
-                "classes present, not classes with 1%",
-                "\\*share\\*",
-                lambda p, n_classes=10, min_share=0.01: len(p.unique()),
+                "redrawn only once",
+                "Redrawing once",
+                functools.partial(truncated, how="redraw once"),
             ),
             Wrong(
-                "sample counts against min_share",
-                "\\*share\\*",
-                lambda p, n_classes=10, min_share=0.01: int(
-                    (torch.bincount(p, minlength=n_classes) >= min_share).sum()
-                ),
+                "the global random generator",
+                "generator argument",
+                functools.partial(truncated, how="global rng"),
             ),
         ],
     ),
@@ -779,14 +819,19 @@ GAN_PRACTICE_CASES = [
 # ---------------------------------------------------------------- 03: autoregressive models
 
 
-def smoothed(c, a, total="right"):
-    if total == "no alpha":  # alpha added to the counts, not to the total
-        return (c + a) / (c.sum(1, keepdim=True) + a)
-    if total == "columns":  # normalised over the wrong dimension
-        return (c + a) / (c.sum(0, keepdim=True) + a * c.shape[0])
-    if total == "no smoothing":
-        return c / c.sum(1, keepdim=True)
-    return (c + a) / (c.sum(1, keepdim=True) + a * c.shape[1])
+def interpolated(c, lam, how="right"):
+    totals = c.sum(1, keepdim=True)
+    u = c.sum(1 if how == "row sums" else 0) / c.sum()  # right: how often each token comes next
+    if how == "counts mixed":  # the counts mixed with u, then normalised
+        mixed = lam * c + (1 - lam) * u
+        return mixed / mixed.sum(1, keepdim=True)
+    if how == "empty row nan":
+        bigram = c / totals
+    else:
+        bigram = torch.where(totals > 0, c / totals.clamp(min=1), u)
+    if how == "lam on the unigram":
+        lam = 1 - lam
+    return lam * bigram + (1 - lam) * u
 
 
 def bits_and_perplexity(p):
@@ -799,14 +844,21 @@ def context_windows(t, n, pad, right_pad=False, shift=0):
     return F.pad(t, padding, value=pad).unfold(1, n, 1)
 
 
-def attention(q, k, v, mask="causal", scale=True):
-    scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1)
-    ones = torch.ones(q.shape[-2], q.shape[-2], dtype=torch.bool)
-    if mask == "causal":
-        scores = scores.masked_fill(torch.triu(ones, 1), float("-inf"))
-    elif mask == "past":  # the mask the wrong way round: the past hidden
-        scores = scores.masked_fill(torch.tril(ones, -1), float("-inf"))
-    return scores.softmax(dim=-1) @ v
+def top_p(logits, p, how="right"):
+    probs = logits.softmax(-1)
+    sorted_probs, order = probs.sort(-1, descending=how != "ascending")
+    if how == "crossing token dropped":  # keeps only the tokens whose running total is <= p
+        keep_sorted = sorted_probs.cumsum(-1) <= p
+    else:
+        keep_sorted = sorted_probs.cumsum(-1) - sorted_probs < p
+    nucleus = probs * torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return nucleus if how == "not renormalised" else nucleus / nucleus.sum(-1, keepdim=True)
+
+
+def library_top_p(logits, p):
+    from genai_lib.sample import next_token_probs
+
+    return next_token_probs(logits, top_p=p)
 
 
 def top_k(logits, k, how="right"):
@@ -832,17 +884,28 @@ def merge_first_only(ids, pair, new_id):
 
 AUTOREGRESSIVE_CASES = [
     Case(
-        autoregressive.check_smoothed_bigram,
-        right=[smoothed],
+        autoregressive.check_interpolated_bigram,
+        right=[interpolated],
         wrong=[
             Wrong(
-                "alpha added to the counts, not to the total",
-                "must sum to 1",
-                lambda c, a: smoothed(c, a, "no alpha"),
+                "an empty row left as 0/0",
+                "0/0",
+                lambda c, lam: interpolated(c, lam, "empty row nan"),
             ),
-            Wrong("no smoothing", "must sum to 1", lambda c, a: smoothed(c, a, "no smoothing")),
             Wrong(
-                "normalised over columns", "must sum to 1", lambda c, a: smoothed(c, a, "columns")
+                "lam on the unigram",
+                "lam weights the bigram",
+                lambda c, lam: interpolated(c, lam, "lam on the unigram"),
+            ),
+            Wrong(
+                "unigram from the row sums",
+                "column sums",
+                lambda c, lam: interpolated(c, lam, "row sums"),
+            ),
+            Wrong(
+                "the counts mixed, not the distributions",
+                "not the counts",
+                lambda c, lam: interpolated(c, lam, "counts mixed"),
             ),
         ],
     ),
@@ -875,15 +938,23 @@ AUTOREGRESSIVE_CASES = [
         ],
     ),
     Case(
-        autoregressive.check_causal_attention,
-        right=[attention, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)],
+        autoregressive.check_top_p_probs,
+        right=[top_p, library_top_p],
         wrong=[
-            Wrong("no mask", "no causal mask", lambda q, k, v: attention(q, k, v, mask=None)),
-            Wrong("no 1/sqrt(d)", "sqrt", lambda q, k, v: attention(q, k, v, scale=False)),
             Wrong(
-                "the mask the wrong way round",
-                "triu",
-                lambda q, k, v: attention(q, k, v, mask="past"),
+                "the token that crosses p dropped",
+                "carries the total across p",
+                lambda logits, p: top_p(logits, p, "crossing token dropped"),
+            ),
+            Wrong(
+                "not renormalised",
+                "Renormalise",
+                lambda logits, p: top_p(logits, p, "not renormalised"),
+            ),
+            Wrong(
+                "sorted in ascending order",
+                "descending order",
+                lambda logits, p: top_p(logits, p, "ascending"),
             ),
         ],
     ),
@@ -930,23 +1001,82 @@ def pads_graded(p, r, b, pad):
     return inputs, targets
 
 
-def freeze(model, n, with_embedding=True):
-    from genai_lib.finetune import freeze_all_but
+def rank_r(delta, r, keep="largest", singular_values=True, extra=0):
+    U, S, Vh = torch.linalg.svd(delta, full_matrices=False)
+    k = slice(None, r + extra) if keep == "largest" else slice(len(S) - r, None)
+    return (U[:, k] * (S[k] if singular_values else 1)) @ Vh[k]
 
-    freeze_all_but(
-        model,
-        [*model.blocks[-n:], model.norm, *([model.token_embedding] if with_embedding else [])],
-    )
+
+def lora_embedding(ids, weight, A, B, alpha, scale=None, base=True):
+    scale = alpha / A.shape[0] if scale is None else scale
+    return (weight[ids] if base else 0) + scale * (A[:, ids].movedim(0, -1) @ B.T)
 
 
 FINETUNING_CASES = [
     Case(
-        finetuning.check_lora_update,
-        right=[lambda A, B, alpha: (alpha / A.shape[0]) * B @ A],
+        finetuning.check_best_low_rank,
+        right=[rank_r, lambda d, r: rank_r(d.double(), r).float()],
         wrong=[
-            Wrong("scaled by alpha", "alpha / r", lambda A, B, alpha: alpha * B @ A),
             Wrong(
-                "transposed", "in that order", lambda A, B, alpha: (alpha / A.shape[0]) * (B @ A).T
+                "smallest kept", "smallest singular values", lambda d, r: rank_r(d, r, "smallest")
+            ),
+            Wrong(
+                "no singular values",
+                "singular values are missing",
+                lambda d, r: rank_r(d, r, singular_values=False),
+            ),
+            Wrong("one too many", "should have rank", lambda d, r: rank_r(d, r, extra=1)),
+            Wrong(
+                "the factors returned",
+                "not the factors",
+                lambda d, r: torch.linalg.svd(d, full_matrices=False),
+            ),
+            Wrong(
+                "rank r but not the best (the first r columns)",
+                "not the closest one",
+                lambda d, r: d[:, :r] @ torch.linalg.lstsq(d[:, :r], d).solution,
+            ),
+        ],
+    ),
+    Case(
+        finetuning.check_lora_embedding,
+        right=[
+            lora_embedding,
+            lambda ids, W, A, B, alpha: (
+                torch.nn.functional.embedding(ids, W)
+                + alpha / A.shape[0] * torch.nn.functional.embedding(ids, A.T) @ B.T
+            ),
+        ],
+        wrong=[
+            Wrong(
+                "scaled by alpha",
+                "alpha / r",
+                lambda ids, W, A, B, alpha: lora_embedding(ids, W, A, B, alpha, scale=alpha),
+            ),
+            Wrong(
+                "no scale",
+                "not scaled",
+                lambda ids, W, A, B, alpha: lora_embedding(ids, W, A, B, alpha, scale=1.0),
+            ),
+            Wrong(
+                "no base",
+                "base embedding",
+                lambda ids, W, A, B, alpha: lora_embedding(ids, W, A, B, alpha, base=False),
+            ),
+            Wrong(
+                "ids used as vectors",
+                "ids are integers",
+                lambda ids, W, A, B, alpha: W[ids] + alpha / A.shape[0] * (ids.float() @ A.T) @ B.T,
+            ),
+            Wrong(
+                "flattened",
+                "Keep the ids' shape",
+                lambda ids, W, A, B, alpha: lora_embedding(ids.flatten(), W, A, B, alpha),
+            ),
+            Wrong(
+                "detached",
+                "No gradient reaches",
+                lambda ids, W, A, B, alpha: lora_embedding(ids, W, A.detach(), B.detach(), alpha),
             ),
         ],
     ),
@@ -965,18 +1095,6 @@ FINETUNING_CASES = [
                 lambda p, r, b, pad: masking(p, r, b, pad, masked_prompt_positions=0),
             ),
             Wrong("padding graded", "padding", pads_graded),
-        ],
-    ),
-    Case(
-        finetuning.check_freeze,
-        right=[freeze],
-        wrong=[
-            Wrong("nothing frozen", "Block 0", lambda m, n: None),
-            Wrong(
-                "the tied embedding frozen",
-                "token_embedding",
-                lambda m, n: freeze(m, n, with_embedding=False),
-            ),
         ],
     ),
 ]
@@ -1003,6 +1121,30 @@ def ddim(x_t, eps, ab_t, ab_prev, second=None):
     x0_hat = (x_t - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
     noise_level = ab_prev if second is None else second
     return math.sqrt(ab_prev) * x0_hat + math.sqrt(1 - noise_level) * eps
+
+
+def ddpm_by_hand(
+    x_t,
+    eps,
+    t,
+    betas,
+    z,
+    last_prev=1.0,
+    variance="posterior",
+    std=True,
+    sign=-1.0,
+    divide_by_alpha_bar=False,
+    cumulative=torch.cumprod,
+):
+    alphas = 1 - betas
+    alpha_bars = cumulative(alphas, 0)
+    beta, alpha, ab = betas[t].item(), alphas[t].item(), alpha_bars[t].item()
+    ab_prev = alpha_bars[t - 1].item() if t > 0 or last_prev is None else last_prev
+    mean = (x_t + sign * beta / math.sqrt(1 - ab) * eps) / math.sqrt(
+        ab if divide_by_alpha_bar else alpha
+    )
+    var = (1 - ab_prev) / (1 - ab) * beta if variance == "posterior" else beta
+    return mean + (math.sqrt(var) if std else var) * z
 
 
 ALPHAS_1000 = noise_schedule("cosine", 1000).alphas
@@ -1077,13 +1219,47 @@ DIFFUSION_CASES = [
         ],
     ),
     Case(
-        diffusion.check_guidance,
-        right=[lambda c, u, s: u + s * (c - u)],
+        diffusion.check_ddpm_step,
+        right=[
+            ddpm_by_hand,
+            lambda x, e, t, b, z: ddpm_by_hand(x.double(), e.double(), t, b, z.double()).float(),
+        ],
         wrong=[
-            Wrong("swapped", "swapped", lambda c, u, s: c + s * (u - c)),
-            Wrong("Ho & Salimans' w = s", "w = s - 1", lambda c, u, s: (1 + s) * c - s * u),
-            Wrong("conditional only", "whatever the scale", lambda c, u, s: c),
-            Wrong("no eps_uncond term", "For s = 0.0", lambda c, u, s: s * (c - u)),
+            Wrong(
+                "alpha_bars[t - 1] at t = 0",
+                "alpha_bars\\[-1\\]",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, last_prev=None),
+            ),
+            Wrong(
+                "the forward step's variance",
+                "variance of the forward step",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, variance="beta"),
+            ),
+            Wrong(
+                "noise scaled by its variance",
+                "standard\ndeviation|standard deviation",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, std=False),
+            ),
+            Wrong(
+                "sign of the noise term in the mean",
+                "sign of the noise term",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, sign=1.0),
+            ),
+            Wrong(
+                "alpha_bar where alpha belongs",
+                "one step's sqrt\\(alpha_t\\)",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, divide_by_alpha_bar=True),
+            ),
+            Wrong(
+                "no noise added",
+                "no noise is added",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, torch.zeros_like(z)),
+            ),
+            Wrong(
+                "alpha_bar as a cumulative sum",
+                "torch.cumprod",
+                lambda x, e, t, b, z: ddpm_by_hand(x, e, t, b, z, cumulative=torch.cumsum),
+            ),
         ],
     ),
 ]
@@ -1092,14 +1268,10 @@ DIFFUSION_CASES = [
 # ---------------------------------------------------------------- 06: scaling
 
 
-def accumulate(model, loss_fn, batches, divide=True, zero_inside=False):
-    model.zero_grad()
-    for batch in batches:
-        if zero_inside:
-            model.zero_grad()
-        loss = loss_fn(batch)
-        (loss / len(batches) if divide else loss).backward()
-    return [p.grad for p in model.parameters()]
+def unscale_or_skip(grads, scale, check=torch.isfinite, unscale=True, on_overflow=0.5):
+    if all(check(g).all() for g in grads):
+        return [g / scale if unscale else g for g in grads], scale
+    return None, scale * on_overflow
 
 
 def combine(grads, counts, divide=True):
@@ -1118,25 +1290,34 @@ def bf16_round(x, how="nearest even"):
 
 SCALING_CASES = [
     Case(
-        scaling.check_accumulated_gradients,
-        right=[accumulate],
+        scaling.check_unscale_or_skip,
+        right=[
+            unscale_or_skip,
+            lambda g, s: unscale_or_skip(g, s, lambda t: ~(t.isinf() | t.isnan())),
+        ],
         wrong=[
             Wrong(
-                "not divided by k",
-                "3 times too large",
-                lambda m, f, b: accumulate(m, f, b, divide=False),
+                "not unscaled",
+                "still multiplied",
+                lambda g, s: unscale_or_skip(g, s, unscale=False),
+            ),
+            Wrong("inf not caught", "Skip the step", lambda g, s: ([t / s for t in g], s)),
+            Wrong(
+                "only inf caught",
+                "a NaN.*Skip the step",
+                lambda g, s: unscale_or_skip(g, s, lambda t: ~t.isinf()),
             ),
             Wrong(
-                "zeroed inside the loop",
-                "last micro-batch's gradient only",
-                lambda m, f, b: accumulate(m, f, b, zero_inside=True),
+                "scale doubled on overflow",
+                "halve the scale",
+                lambda g, s: unscale_or_skip(g, s, on_overflow=2.0),
             ),
             Wrong(
-                "a micro-batch left out",
-                "Not the gradient of the whole",
-                lambda m, f, b: accumulate(m, f, b[:2]),
+                "scale halved after a good step",
+                "keep the scale",
+                lambda g, s: (unscale_or_skip(g, s)[0], s / 2),
             ),
-            Wrong("nothing returned", "list of tensors", lambda m, f, b: None),
+            Wrong("always skips", "not None", lambda g, s: (None, s / 2)),
         ],
     ),
     Case(

@@ -67,6 +67,12 @@ def test_student_edition_holds_no_solution_code_and_no_outputs(path):
         for c in student.cells
         if c.cell_type == "code"
     )
+    # The teacher edition folds its answers away from a first read; the student sees the stub.
+    for t, s in pairs:
+        assert t.metadata.get("jupyter", {}).get("source_hidden") is True, (
+            f"{path.name}: open answer"
+        )
+        assert not s.metadata.get("jupyter", {}).get("source_hidden"), f"{path.name}: hidden stub"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from genai_lib.exercises import call, expect, passed
 
@@ -23,32 +21,60 @@ def _as_tensor(value: object, what: str) -> Tensor:
 # ---------------------------------------------------------------- 03a
 
 
-def check_smoothed_bigram(smoothed_fn: Callable[[Tensor, float], Tensor]) -> None:
-    """``smoothed_fn(counts, alpha)``: add-alpha bigram probabilities, ``(V, V) -> (V, V)``."""
-    counts = torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [5.0, 0.0, 5.0]])
-    got = _as_tensor(call(smoothed_fn, counts, 1.0), "smoothed_bigram")
+def check_interpolated_bigram(fn: Callable[[Tensor, float], Tensor]) -> None:
+    """``fn(counts, lam)``: ``lam * counts / row total + (1 - lam) * u``, ``(V, V) -> (V, V)``.
+
+    ``u`` is the unigram distribution of the *next* token (the column sums of ``counts``,
+    normalised); a row with no counts at all is ``u`` itself.
+    """
+    counts = torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 5.0]])
+    u = torch.tensor([0.4, 0.1, 0.5])  # column sums [4, 1, 5] / 10
+    got = _as_tensor(call(fn, counts.clone(), 0.5), "interpolated_bigram")
     expect(
         got.shape == (3, 3),
         f"Expected a (3, 3) table of probabilities; got shape {tuple(got.shape)}.",
     )
     expect(
+        bool(torch.isfinite(got).all()),
+        "Row 1 of the test counts is empty (that character was never followed by anything), so "
+        "counts / row total is 0/0 = nan there. Give such a row the unigram distribution u alone "
+        f"(torch.where on the row totals). Yours gave {got[1].tolist()}.",
+    )
+    expect(
         torch.allclose(got.sum(1), torch.ones(3), atol=1e-5),
-        f"Each row is a distribution over the next token and must sum to 1; yours sum to {got.sum(1).tolist()}.",
+        "Each row is a distribution over the next token and must sum to 1; yours sum to "
+        f"{got.sum(1).tolist()}. (An empty row must be u, not (1 - lam) * u.)",
     )
-    expected = torch.tensor(
-        [[4 / 7, 2 / 7, 1 / 7], [1 / 3, 1 / 3, 1 / 3], [6 / 13, 1 / 13, 6 / 13]]
-    )
+    at_one = _as_tensor(call(fn, counts.clone(), 1.0), "interpolated_bigram")
+    count_rows = torch.tensor([[0.75, 0.25, 0.0], [1 / 6, 0.0, 5 / 6]])
     expect(
-        torch.allclose(got, expected, atol=1e-5),
-        f"With alpha = 1, row [3, 1, 0] should become [4/7, 2/7, 1/7]: add alpha to every count, then divide "
-        f"by the row total plus alpha * V. Yours gave {got[0].tolist()}.",
+        torch.allclose(at_one[[0, 2]], count_rows, atol=1e-5),
+        "With lam = 1 the seen rows must be the count model, counts / row total "
+        f"({count_rows[0].tolist()} for the row [3, 1, 0]); yours gave {at_one[0].tolist()}. "
+        "lam weights the bigram and 1 - lam the unigram.",
     )
-    small = _as_tensor(call(smoothed_fn, counts, 0.01), "smoothed_bigram")
+    at_zero = _as_tensor(call(fn, counts.clone(), 0.0), "interpolated_bigram")
+    by_rows = torch.tensor([0.4, 0.0, 0.6])  # row sums / total: how often a token comes first
+    if torch.allclose(at_zero[0], by_rows, atol=1e-5):
+        hint = (
+            "u_b is how often b comes *next*: sum the counts over the rows (counts.sum(0), the "
+            "column sums), then normalise. You summed along the rows, which counts how often "
+            "each token comes first."
+        )
+    else:
+        hint = "With lam = 0 every row must be the unigram u = column sums / total count."
     expect(
-        bool((small > 0).all()) and small[0, 0] > 0.7,
-        "A small alpha should stay close to the raw frequencies (3/4 for the first entry) while no entry is 0.",
+        torch.allclose(at_zero, u.expand(3, 3), atol=1e-5),
+        f"{hint} Expected every row to be {u.tolist()}; yours gave {at_zero.tolist()}.",
     )
-    passed("rows sum to 1, unseen pairs get a small probability, and an empty row becomes uniform.")
+    expected = 0.5 * torch.tensor([0.75, 0.25, 0.0]) + 0.5 * u
+    expect(
+        torch.allclose(got[0], expected, atol=1e-5),
+        "Mix the two distributions, not the counts: lam * (counts / row total) + (1 - lam) * u. "
+        f"For the row [3, 1, 0] and lam = 0.5 that is {expected.tolist()}; yours gave "
+        f"{got[0].tolist()}.",
+    )
+    passed("rows sum to 1, lam = 1 is the count model, lam = 0 the unigram, and an empty row is u.")
 
 
 def check_bits_and_perplexity(fn: Callable[[Tensor], tuple[float, float]]) -> None:
@@ -101,30 +127,63 @@ def check_context_windows(fn: Callable[[Tensor, int, int], Tensor]) -> None:
 # ---------------------------------------------------------------- 03b
 
 
-def check_causal_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
-    """``fn(q, k, v)`` with shapes ``(B, H, T, d)``: softmax(q k^T / sqrt(d) + causal mask) v."""
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 4, generator=g) for _ in range(3))
-    got = _as_tensor(call(fn, q, k, v), "causal_attention")
-    expect(
-        got.shape == (2, 3, 5, 4),
-        f"Expected the output shape (B, H, T, d) = (2, 3, 5, 4); got {tuple(got.shape)}.",
-    )
-    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    no_mask = F.scaled_dot_product_attention(q, k, v)
-    unscaled = F.scaled_dot_product_attention(q * math.sqrt(4), k, v, is_causal=True)
-    if torch.allclose(got, no_mask, atol=1e-5):
-        raise_hint = "Your attention has no causal mask: position t can see the tokens after it."
-    elif torch.allclose(got, unscaled, atol=1e-5):
-        raise_hint = "Divide the scores by sqrt(d), the head size, before the softmax."
-    else:
-        raise_hint = (
-            "Compare with torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True). "
-            "Mask with -inf where key position > query position (torch.triu(..., diagonal=1)), "
-            "then softmax over the last dimension (the keys)."
+def check_top_p_probs(fn: Callable[[Tensor, float], Tensor]) -> None:
+    """``fn(logits (B, V), p) -> (B, V)``: the nucleus distribution that top-p sampling draws from."""
+    from genai_lib.sample import next_token_probs
+
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.3, 0.1, 0.2, 0.4]])  # no ties
+    logits = probs.log()
+    for p in (0.45, 0.75, 1.0):
+        got = _as_tensor(call(fn, logits.clone(), p), "top_p_probs")
+        expected = next_token_probs(logits, top_p=p)
+        expect(
+            got.shape == logits.shape,
+            f"Keep the shape (B, V) = {tuple(logits.shape)}; got {tuple(got.shape)}.",
         )
-    expect(torch.allclose(got, expected, atol=1e-5), raise_hint)
-    passed("matches torch's scaled_dot_product_attention with is_causal=True.")
+        kept, should_keep = got > 0, expected > 0
+        crossing = (
+            f"With p = {p} and the probabilities {probs.tolist()}, keep {should_keep.tolist()}; "
+            f"yours kept {kept.tolist()}. The token whose probability carries the total across p "
+            "is kept too: keep a token while the mass of the tokens ranked *above* it is still "
+            "below p (cumsum - probs < p), so at least one token always stays."
+        )
+        expect(bool(kept.any(-1).all()), crossing)
+        expect(
+            bool(torch.isfinite(got).all() and (got >= 0).all()),
+            f"Return probabilities: 0 for a dropped token (not a -inf logit), no nan. With "
+            f"p = {p} yours gave {got.tolist()}.",
+        )
+        if not torch.equal(kept, should_keep):
+            # a kept token less likely than a dropped one in the same row: the wrong end was kept
+            lowest_kept = torch.where(kept, probs, torch.ones_like(probs)).min(-1).values
+            highest_dropped = torch.where(kept, torch.zeros_like(probs), probs).max(-1).values
+            expect(
+                not bool((lowest_kept < highest_dropped).any()),
+                f"Keep the *most* likely tokens: sort the probabilities in descending order "
+                f"before the running sum. With p = {p} you kept {kept.tolist()}, dropping a more "
+                f"likely token than one you kept.",
+            )
+            expect(not bool((kept & ~should_keep).any()), crossing)
+            expect(
+                False,
+                f"Keep the *smallest* set of most likely tokens whose total reaches p: with "
+                f"p = {p}, keep {should_keep.tolist()}; yours kept {kept.tolist()}.",
+            )
+        expect(
+            torch.allclose(got.sum(-1), torch.ones(2), atol=1e-5),
+            f"Renormalise: divide the kept probabilities by their total, so that each row sums to "
+            f"1 again. With p = {p} your rows sum to {got.sum(-1).tolist()}.",
+        )
+        expect(
+            torch.allclose(got, expected, atol=1e-5),
+            "The kept tokens keep their relative probabilities: softmax of the logits, 0 outside "
+            f"the nucleus, divided by the kept mass. With p = {p}, expected {expected.tolist()}; "
+            f"yours {got.tolist()}.",
+        )
+    passed(
+        "each row keeps the smallest set of most likely tokens that reaches p, the token that "
+        "crosses p included, and sums to 1."
+    )
 
 
 def check_top_k_filter(fn: Callable[[Tensor, int], Tensor]) -> None:

@@ -1,4 +1,4 @@
-"""Checkers for chapter 05 (diffusion: the forward process, a DDIM step, classifier-free guidance)."""
+"""Checkers for chapter 05 (diffusion: the forward process, a DDIM step, a DDPM step)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from genai_lib.diffusion import ddim_step, noise_schedule, q_sample
+from genai_lib.diffusion import ddim_step, ddpm_step, noise_schedule, q_sample
 from genai_lib.exercises import ExerciseError, call, expect, passed
 
 # The forward-process check: a small cosine schedule, one timestep per sample, all different, both ends included.
@@ -200,47 +200,110 @@ def check_ddim_step(fn: Callable[[Tensor, Tensor, float, float], Tensor]) -> Non
     )
 
 
-def check_guidance(fn: Callable[[Tensor, Tensor, float], Tensor]) -> None:
-    """``fn(eps_cond, eps_uncond, scale) -> eps``: classifier-free guidance, ``eps_u + s (eps_c - eps_u)``."""
-    g = torch.Generator().manual_seed(2)
-    eps_c, eps_u = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
-    c, u = eps_c.double(), eps_u.double()
-    scales = (0.0, 1.0, 2.0, 3.5)
-    got = [
-        _tensor_like(
-            call(fn, eps_c.clone(), eps_u.clone(), s), tuple(eps_c.shape), f"The result for s = {s}"
-        )
-        for s in scales
-    ]
+def _ddpm_variant(
+    x: Tensor,
+    e: Tensor,
+    t: int,
+    betas: Tensor,
+    z: Tensor,
+    variance: str = "posterior",
+    mean_sign: float = -1.0,
+    divide_by: str = "alpha",
+    noise_scale: str = "std",
+    last: str = "one",
+    noise_sign: float = 1.0,
+) -> Tensor:
+    """One DDPM step written with the mistakes a learner makes, each switched on by its argument."""
+    alphas = 1 - betas
+    alpha_bars = torch.cumprod(alphas, 0)
+    beta, alpha, ab = betas[t].item(), alphas[t].item(), alpha_bars[t].item()
+    ab_prev = alpha_bars[t - 1].item() if t > 0 or last == "wrap" else 1.0
+    mean = (x + mean_sign * beta / math.sqrt(1 - ab) * e) / math.sqrt(
+        alpha if divide_by == "alpha" else ab
+    )
+    var = (1 - ab_prev) / (1 - ab) * beta if variance == "posterior" else beta
+    return mean + noise_sign * (math.sqrt(var) if noise_scale == "std" else var) * z
 
-    def matches(formula: Callable[[float], Tensor]) -> bool:
-        return all(_close(y, formula(s)) for y, s in zip(got, scales))
 
-    if matches(lambda s: u + s * (c - u)):
-        passed(
-            "eps_u + s (eps_c - eps_u): s = 1 gives the conditional prediction, s = 0 the unconditional one, "
-            "and s > 1 goes past the conditional one, away from the unconditional (Ho & Salimans' w = s - 1)."
-        )
-        return
-    expect(
-        not matches(lambda s: c + s * (u - c)),
-        "eps_cond and eps_uncond are swapped: with s = 0 you return the conditional prediction and with s = 1 "
-        "the unconditional one. Start from eps_uncond and move s times towards eps_cond.",
-    )
-    expect(
-        not matches(lambda s: (1 + s) * c - s * u),
-        "This is Ho & Salimans' (1 + w) eps_c - w eps_u with w = s. In this course's convention w = s - 1: "
-        "eps_u + s (eps_c - eps_u), so that s = 1 is the plain conditional model and s = 0 the unconditional.",
-    )
-    expect(
-        not matches(lambda s: c),
-        "You return eps_cond whatever the scale: right for s = 1 only. Guidance mixes both predictions, "
-        "eps_u + s (eps_c - eps_u).",
-    )
-    for y, s in zip(got, scales):
+def check_ddpm_step(fn: Callable[[Tensor, Tensor, int, Tensor, Tensor], Tensor]) -> None:
+    """``fn(x_t, eps_hat, t, betas (T,) float64, z) -> x_{t-1}``: one DDPM ancestral step.
+
+    ``x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps_hat) / sqrt(alpha_t) + sqrt(beta_tilde_t) z``,
+    ``beta_tilde_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t``, ``ab_{t-1} = 1`` at ``t = 0``; the same
+    as :func:`genai_lib.diffusion.ddpm_step` given the same ``z``.
+    """
+    schedule = noise_schedule("cosine", _T)
+    g = torch.Generator().manual_seed(3)
+    x_t, eps, z = (torch.randn(2, 1, 4, 4, generator=g) for _ in range(3))
+    x, e, n = x_t.double(), eps.double(), z.double()
+    for t in (60, 5, _T - 1, 0):
+        try:
+            got = call(fn, x_t.clone(), eps.clone(), t, schedule.betas.clone(), z.clone())
+        except TypeError as err:
+            raise ExerciseError(
+                f"Your function raised: {str(err).splitlines()[0]}\nt is a Python int and betas a "
+                f"tensor: take one step's numbers with .item() (betas[t].item()) before math.sqrt."
+            ) from None
+        except ValueError as err:
+            raise ExerciseError(
+                f"Your function raised: {str(err).splitlines()[0]}\nA square root of a negative "
+                f"number: is 1 - alpha_bar_t below 0? alpha_bar_t is the product of alpha_0 ... "
+                f"alpha_t (torch.cumprod), which stays between 0 and 1, not their sum."
+            ) from None
+        got = _tensor_like(got, tuple(x_t.shape), "x_{t-1}")
+        expected = ddpm_step(schedule, x, e, t, n)
+        if _close(got, expected):
+            continue
+        where = f"At t = {t}: "
+
+        def like(got: Tensor = got, t: int = t, **mistake: object) -> bool:
+            return _close(got, _ddpm_variant(x, e, t, schedule.betas, n, **mistake))
+
+        if t == 0:
+            expect(
+                not like(last="wrap"),
+                where + "this is the last step, so ab_{t-1} is 1 (the clean image) and no noise is "
+                "added. alpha_bars[t - 1] at t = 0 is alpha_bars[-1], the *last* entry: use 1.0.",
+            )
         expect(
-            _close(y, u + s * (c - u)),
-            f"For s = {s} expected eps_u + s (eps_c - eps_u); yours differs (first value "
-            f"{y.flatten()[0]:.4f}, expected {(u + s * (c - u)).flatten()[0]:.4f}). "
-            f"Check: s = 0 gives eps_u, s = 1 gives eps_c.",
+            not like(variance="beta"),
+            where + "the noise is scaled by sqrt(beta_t), the variance of the forward step. The "
+            "reverse step's variance is beta_tilde_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t.",
         )
+        expect(
+            not like(noise_scale="variance"),
+            where + "the noise is scaled by its variance beta_tilde_t; scale it by the standard "
+            "deviation, sqrt(beta_tilde_t) (z ~ N(0, I), so s z has variance s^2).",
+        )
+        expect(
+            not like(mean_sign=1.0),
+            where + "the sign of the noise term in the mean is wrong: the mean *removes* the "
+            "predicted noise, x_t - beta_t / sqrt(1 - ab_t) eps_hat, then divides by sqrt(alpha_t).",
+        )
+        expect(
+            not like(divide_by="alpha_bar"),
+            where + "the mean is divided by sqrt(alpha_bar_t), which undoes all t steps at once. "
+            "One step back divides by one step's sqrt(alpha_t) = sqrt(1 - beta_t).",
+        )
+        expect(
+            not like(noise_sign=-1.0),
+            where
+            + "the random term is subtracted: add sqrt(beta_tilde_t) z, so that the checker's "
+            "z and genai_lib's ddpm_step give the same x_{t-1}.",
+        )
+        expect(
+            not _close(got, ddpm_step(schedule, x, e, t, torch.zeros_like(n))) or t == 0,
+            where + "no noise is added: DDPM is a sampler, x_{t-1} = mean + sqrt(beta_tilde_t) z.",
+        )
+        start = [round(v, 4) for v in expected.flatten()[:3].tolist()]
+        yours = [round(v, 4) for v in got.flatten()[:3].tolist()]
+        raise ExerciseError(
+            where + f"expected x_{{t-1}} to start {start}, yours starts {yours}. alpha_t = 1 - "
+            f"beta_t, alpha_bar_t = the product of alpha_0 ... alpha_t (torch.cumprod), then "
+            f"(x_t - beta_t / sqrt(1 - ab_t) eps_hat) / sqrt(alpha_t) + sqrt(beta_tilde_t) z."
+        )
+    passed(
+        "one ancestral step: the model's mean (the predicted noise removed, one step's alpha "
+        "undone) plus noise at the true reverse step's variance beta_tilde_t; none at t = 0. "
+        "Applied T times from pure noise, it is ddpm_sample."
+    )

@@ -1,4 +1,4 @@
-"""Checkers for chapter 04 (fine-tuning: full, frozen, LoRA, instruction tuning)."""
+"""Checkers for chapter 04 (fine-tuning: low-rank updates, LoRA on an embedding, prompt masking)."""
 
 from __future__ import annotations
 
@@ -8,36 +8,136 @@ import torch
 from torch import Tensor, nn
 
 from genai_lib.data.instructions import IGNORE, encode_examples
-from genai_lib.exercises import call, expect, passed
-from genai_lib.models.gpt import GPT, GPTConfig
+from genai_lib.exercises import ExerciseError, call, expect, passed
 
 
-def check_lora_update(fn: Callable[[Tensor, Tensor, float], Tensor]) -> None:
-    """``fn(A (r, in), B (out, r), alpha) -> (out, in)``: the update LoRA adds to a weight, (alpha / r) B A."""
+def check_best_low_rank(fn: Callable[[Tensor, int], Tensor]) -> None:
+    """``fn(delta (out, in), r) -> (out, in)``: the matrix of rank at most ``r`` closest to ``delta``.
+
+    Closest in the Frobenius norm: by the Eckart-Young theorem, the truncated SVD, which keeps the
+    ``r`` largest singular values and their singular vectors.
+    """
     g = torch.Generator().manual_seed(0)
-    A, B = torch.randn(2, 5, generator=g), torch.randn(3, 2, generator=g)
-    got = call(fn, A, B, 8.0)
-    expect(isinstance(got, Tensor), f"Return a tensor; got {type(got).__name__}.")
-    expect(
-        got.shape == (3, 5),
-        f"The update has the weight's shape (out, in) = (3, 5); yours has {tuple(got.shape)}. "
-        f"Multiply B (out, r) by A (r, in), in that order.",
+    U, _ = torch.linalg.qr(torch.randn(7, 7, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    s = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0, 0.5], dtype=torch.float64)
+    delta = (U[:, :6] * s) @ V.T  # singular values 5, 4, 3, 2, 1, 0.5: all different
+    for r in (2, 3):
+        got = call(fn, delta.float().clone(), r)
+        expect(
+            isinstance(got, Tensor),
+            f"Return one matrix of delta's shape (7, 6), not the factors; got {type(got).__name__}.",
+        )
+        expect(
+            tuple(got.shape) == (7, 6),
+            f"The result has delta's shape (7, 6); yours has {tuple(got.shape)}. Multiply the "
+            f"factors back together: U[:, :r] * S[:r] @ Vh[:r].",
+        )
+        got = got.detach().double()
+        best = (U[:, :r] * s[:r]) @ V[:, :r].T
+        if torch.allclose(got, best, atol=1e-4):
+            continue
+        rank = int(torch.linalg.matrix_rank(got, atol=1e-4))
+        smallest = (U[:, 6 - r : 6] * s[6 - r :]) @ V[:, 6 - r :].T
+        expect(
+            not torch.allclose(got, smallest, atol=1e-4),
+            f"With r = {r} you keep the {r} smallest singular values. torch.linalg.svd returns them "
+            f"largest first, so the best rank-r matrix uses the first r: U[:, :r], S[:r], Vh[:r].",
+        )
+        expect(
+            not torch.allclose(got, U[:, :r] @ V[:, :r].T, atol=1e-4),
+            "The singular values are missing: U[:, :r] @ Vh[:r] has the right directions but every "
+            "direction at length 1. Scale them by S[:r]: (U[:, :r] * S[:r]) @ Vh[:r].",
+        )
+        expect(
+            rank == r,
+            f"With r = {r} the result should have rank {r}; yours has rank {rank}. Keep exactly r "
+            f"singular values (slices [:r], not [:r + 1] or [:r - 1]).",
+        )
+        error, best_error = (delta - got).norm().item(), (delta - best).norm().item()
+        raise ExerciseError(
+            f"With r = {r} your matrix has rank {r} but is not the closest one: ||delta - yours|| = "
+            f"{error:.3f}, and the best rank-{r} matrix is {best_error:.3f} away (the square root "
+            f"of the sum of the dropped singular values squared). Use torch.linalg.svd(delta, "
+            f"full_matrices=False) and keep the r largest singular values."
+        )
+    passed(
+        "the truncated SVD is the closest rank-r matrix (Eckart-Young): what is lost is exactly "
+        "the dropped singular values."
     )
-    expected = 4.0 * B @ A
+
+
+def _lora_embedding(ids: Tensor, weight: Tensor, A: Tensor, B: Tensor, alpha: float) -> Tensor:
+    one_hot = nn.functional.one_hot(ids, weight.shape[0]).to(weight.dtype)
+    return one_hot @ (weight + (alpha / A.shape[0]) * (B @ A).T)  # a linear layer on one-hot ids
+
+
+def check_lora_embedding(fn: Callable[[Tensor, Tensor, Tensor, Tensor, float], Tensor]) -> None:
+    """``fn(ids (any shape, int64), weight (V, d), A (r, V), B (d, r), alpha) -> (*ids.shape, d)``.
+
+    LoRA on an embedding table: ``weight[ids] + (alpha / r) (B A)^T[ids]``, the embedding seen as a
+    linear layer applied to one-hot vectors of the ids.
+    """
+    g = torch.Generator().manual_seed(0)
+    V, d, r, alpha = 7, 5, 2, 6.0
+    weight = torch.randn(V, d, generator=g)
+    A, B = torch.randn(r, V, generator=g), torch.randn(d, r, generator=g)
+    ids = torch.tensor([[6, 0, 3], [3, 5, 1]])
+
+    def run(b: Tensor, a: Tensor = A) -> Tensor:
+        try:
+            got = call(fn, ids.clone(), weight.clone(), a, b, alpha)
+        except (RuntimeError, IndexError) as err:
+            raise ExerciseError(
+                f"Your function raised: {str(err).splitlines()[0]}\nThe ids are integers, not "
+                f"vectors: an embedding is a linear layer applied to one-hot vectors, so where a "
+                f"linear layer computes x @ A.T, the embedding looks up columns of A: A[:, ids].T "
+                f"(shape (*ids.shape, r)), then multiplies by B.T."
+            ) from None
+        expect(isinstance(got, Tensor), f"Return a tensor; got {type(got).__name__}.")
+        expect(
+            tuple(got.shape) == (2, 3, d),
+            f"ids of shape (2, 3) give embeddings of shape (2, 3, d) = (2, 3, {d}); yours have "
+            f"shape {tuple(got.shape)}. Keep the ids' shape and add the last dimension d.",
+        )
+        return got
+
+    start = run(torch.zeros(d, r))
     expect(
-        not torch.allclose(got, B @ A * 8.0) or torch.allclose(got, expected),
-        "Scale by alpha / r, not by alpha: r is A.shape[0] (here 2), so the factor is 8 / 2 = 4.",
+        torch.allclose(start, weight[ids]),
+        "With B = 0 (how LoRA starts) the result must be the base embedding weight[ids] exactly: "
+        "add the base lookup to the low-rank update.",
     )
+    A_, B_ = A.clone().requires_grad_(True), B.clone().requires_grad_(True)
+    got = run(B_, A_)
+    expected = _lora_embedding(ids, weight, A, B, alpha)
+    if not torch.allclose(got.detach(), expected, atol=1e-5):
+        update = got.detach() - weight[ids]
+        true_update = expected - weight[ids]
+        expect(
+            not torch.allclose(update, true_update * r, atol=1e-5),
+            "The update is scaled by alpha; LoRA scales it by alpha / r (here 6 / 2 = 3).",
+        )
+        expect(
+            not torch.allclose(update, true_update / (alpha / r), atol=1e-5),
+            "The update is not scaled: LoRA multiplies B A by alpha / r (here 6 / 2 = 3).",
+        )
+        raise ExerciseError(
+            f"Expected weight[ids] + (alpha / r) (A[:, ids].T @ B.T); for ids[0, 0] = 6 that is "
+            f"{[round(v, 4) for v in expected[0, 0].tolist()]}, yours is "
+            f"{[round(v, 4) for v in got[0, 0].tolist()]}."
+        )
+    if got.requires_grad:
+        got.sum().backward()
     expect(
-        torch.allclose(got, expected, atol=1e-6),
-        f"Expected (alpha / r) B A = 4 B A; the first row should be "
-        f"{expected[0].tolist()}, yours is {got[0].tolist()}.",
+        A_.grad is not None and B_.grad is not None and bool(B_.grad.abs().sum() > 0),
+        "No gradient reaches A and B: compute the update with tensor operations on A and B "
+        "themselves (no .detach(), no torch.no_grad()), or LoRA cannot train.",
     )
-    expect(
-        int(torch.linalg.matrix_rank(got)) <= 2,
-        "A rank-2 adapter's update must have rank at most 2.",
+    passed(
+        "an embedding is a linear layer on one-hot ids, so its LoRA update is a lookup in "
+        "(alpha / r) (B A)^T: r (V + d) numbers train instead of V d."
     )
-    passed("the update is (alpha / r) B A, of the weight's shape and of rank at most r.")
 
 
 def check_prompt_masking(
@@ -84,31 +184,3 @@ def check_prompt_masking(
 
 def _ids(text: str) -> list[int]:
     return {"abc": [7, 8, 9], "xyz": [4, 5, 1]}[text]
-
-
-def check_freeze(fn: Callable[[GPT, int], None]) -> None:
-    """``fn(model, n_blocks)``: leave trainable only the last ``n_blocks`` blocks, the final norm and the embedding."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=3, n_head=2, n_embd=16))
-    call(fn, model, 2)
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    expect(
-        not any(name.startswith("blocks.0.") for name in trainable),
-        "Block 0 should be frozen: with n_blocks = 2 of 3, only blocks 1 and 2 train.",
-    )
-    for part in ("blocks.1.", "blocks.2.", "norm.", "token_embedding."):
-        expect(
-            any(name.startswith(part) for name in trainable),
-            f"The parameters under {part!r} should be trainable (requires_grad True).",
-        )
-    expect("position_embedding.weight" not in trainable, "The position embedding stays frozen.")
-    model.zero_grad()
-    x = torch.randint(11, (2, 8))
-    nn.functional.cross_entropy(model(x).flatten(0, 1), x.flatten()).backward()
-    expect(
-        all(p.grad is None for name, p in model.named_parameters() if name.startswith("blocks.0.")),
-        "A frozen block must get no gradient at all.",
-    )
-    passed(
-        "the first block and the position table are frozen; the last blocks, the norm and the tied embedding train."
-    )

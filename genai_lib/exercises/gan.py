@@ -6,125 +6,143 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from genai_lib import losses
 from genai_lib.exercises import call, expect, passed
 
 
-def check_optimal_discriminator(d_star_fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """``d_star_fn(log_p_data, log_p_g)``: D*(x) = p_data / (p_data + p_g) from log-densities, elementwise."""
-    log_pd = torch.tensor([-1.0, -2.0, -0.5, -3.0, -1.2])
-    log_pg = torch.tensor([-2.0, -1.0, -0.5, -0.1, -4.0])
-    got = call(d_star_fn, log_pd, log_pg)
-    expect(isinstance(got, Tensor), f"Return a tensor; got {type(got).__name__}.")
-    expect(
-        got.shape == log_pd.shape,
-        f"Work elementwise: for inputs of shape {tuple(log_pd.shape)} return the "
-        f"same shape; got {tuple(got.shape)}.",
-    )
-    want = losses.optimal_discriminator(log_pd.exp(), log_pg.exp())
-    expect(
-        not torch.allclose(got, 1 - want, atol=1e-5),
-        "You computed p_g / (p_data + p_g): the probability that x is *fake*. D(x) is the probability "
-        "that x is real, so p_data goes in the numerator.",
-    )
-    expect(
-        not torch.allclose(got, (log_pd - log_pg).exp(), atol=1e-5),
-        "That is the density ratio p_data / p_g, which can exceed 1. D* divides by p_data + p_g.",
-    )
-    expect(
-        bool(((got >= 0) & (got <= 1)).all()),
-        f"D*(x) is a probability, between 0 and 1; got {got.tolist()}. Did you pass log-densities where "
-        "densities belong? Exponentiate them, or better, work with their difference.",
-    )
-    expect(
-        torch.allclose(got, want, atol=1e-5),
-        f"Not equal to p_data / (p_data + p_g) yet: yours {got.tolist()}, expected {want.tolist()}.",
-    )
-    equal = call(d_star_fn, torch.tensor([-7.0]), torch.tensor([-7.0]))
-    expect(
-        torch.allclose(equal, torch.tensor([0.5])),
-        "Where the two densities are equal, D* must be 1/2.",
-    )
-    # Far in the tails both densities underflow: exp(-1000) is 0 in float32, and 0 / 0 is nan.
+def check_smoothed_optimal_discriminator(
+    d_star_fn: Callable[[Tensor, Tensor, float], Tensor],
+) -> None:
+    """``d_star_fn(log_p_data, log_p_g, real_label)``: the best discriminator when real samples
+    are labelled ``real_label`` < 1 and fakes 0 (one-sided label smoothing), elementwise."""
+    log_pd = torch.tensor([-1.0, -2.0, -0.5, -3.0, -1.2, -7.0])
+    log_pg = torch.tensor([-2.0, -1.0, -0.5, -0.1, -4.0, -7.0])
+    pd, pg = log_pd.exp(), log_pg.exp()
+    for alpha in (0.9, 0.7):
+        got = call(d_star_fn, log_pd, log_pg, alpha)
+        expect(isinstance(got, Tensor), f"Return a tensor; got {type(got).__name__}.")
+        expect(
+            got.shape == log_pd.shape,
+            f"Work elementwise: for inputs of shape {tuple(log_pd.shape)} return the same "
+            f"shape; got {tuple(got.shape)}.",
+        )
+        want = alpha * pd / (pd + pg)
+        expect(
+            not torch.allclose(got, pd / (pd + pg), atol=1e-5),
+            "That is D* without smoothing, p_data / (p_data + p_g). With the real samples "
+            "labelled real_label, the real half of the loss is real_label log D(x) + "
+            "(1 - real_label) log(1 - D(x)): redo the pointwise maximisation with it.",
+        )
+        expect(
+            not torch.allclose(got, (alpha * pd + (1 - alpha) * pg) / (pd + pg), atol=1e-5),
+            "You smoothed both labels (fakes labelled 1 - real_label). One-sided smoothing "
+            "keeps the fakes' label at 0; only the real samples get real_label.",
+        )
+        expect(
+            not torch.allclose(got, alpha * pd / (alpha * pd + pg), atol=1e-5),
+            "The denominator is off. Pointwise you maximise a log y + b log(1 - y) with "
+            "a = real_label p_data and b = (1 - real_label) p_data + p_g, so y = a / (a + b): "
+            "a + b is p_data + p_g, not real_label p_data + p_g.",
+        )
+        expect(
+            torch.allclose(got, want, atol=1e-5),
+            f"Not the maximiser yet (real_label = {alpha}): yours {got.tolist()}, expected "
+            f"{want.tolist()}. Maximise a log y + b log(1 - y) pointwise, as in section 1.",
+        )
     far_pd, far_pg = (
         torch.tensor([-1000.0, -1002.0, -900.0]),
         torch.tensor([-1001.0, -1000.0, -1200.0]),
     )
-    far = call(d_star_fn, far_pd, far_pg)
+    far = call(d_star_fn, far_pd, far_pg, 0.9)
     expect(
         bool(torch.isfinite(far).all()),
-        f"At log-densities around -1000 your answer is {far.tolist()}: exp underflows to 0 and you divide "
-        "0 by 0. Divide numerator and denominator by p_data: D* = 1 / (1 + p_g / p_data) = "
-        "sigmoid(log p_data - log p_g), which needs only the difference of the logs.",
+        f"At log-densities around -1000 your answer is {far.tolist()}: exp underflows to 0 and "
+        "you divide 0 by 0. Write it with the difference of the logs: p_data / (p_data + p_g) = "
+        "sigmoid(log p_data - log p_g).",
     )
     expect(
-        torch.allclose(far, torch.sigmoid(far_pd - far_pg), atol=1e-6),
+        torch.allclose(far, 0.9 * torch.sigmoid(far_pd - far_pg), atol=1e-6),
         f"Finite in the tails, but not right there: yours {far.tolist()}, expected "
-        f"{torch.sigmoid(far_pd - far_pg).tolist()}. D* depends only on log p_data - log p_g.",
+        f"{(0.9 * torch.sigmoid(far_pd - far_pg)).tolist()}.",
     )
     passed(
-        "D* = sigmoid(log p_data - log p_g): right, and finite where both densities underflow. "
-        "So the optimal logit is the log density ratio."
+        "D* = real_label p_data / (p_data + p_g) = real_label sigmoid(log p_data - log p_g). "
+        "It never exceeds real_label: the smoothed discriminator is never sure a sample is "
+        "real, and where p_g = 0 its logit stays finite, log(real_label / (1 - real_label)), "
+        "instead of running off to infinity."
     )
 
 
-def check_nonsaturating_loss(loss_fn: Callable[[Tensor], Tensor]) -> None:
-    """``loss_fn(fake_logits)``: -E[log D(G(z))] from the discriminator's logits on fakes, a scalar in nats."""
-    g = torch.Generator().manual_seed(0)
-    logits = 3 * torch.randn(64, generator=g)
-    got = call(loss_fn, logits.clone())
+def check_r1_penalty(penalty_fn: Callable[[nn.Module, Tensor], Tensor]) -> None:
+    """``penalty_fn(critic, real)``: the R1 penalty E_real[||grad_x critic(x)||^2], a scalar that
+    backpropagates into the critic's weights."""
+    torch.manual_seed(0)
+    linear = nn.Linear(3, 1)  # f(x) = w . x + b: its gradient is w at every x
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[0.6, -1.2, 2.0]]))
+    critic = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1))
+    real = torch.randn(32, 3)
+    w_norm2 = linear.weight.pow(2).sum().item()  # 5.8
+
+    got = call(penalty_fn, linear, real.clone())
     expect(isinstance(got, Tensor), f"Return a tensor; got {type(got).__name__}.")
     expect(
-        got.dim() == 0,
-        f"Return one number, the mean over the batch: a scalar; got shape {tuple(got.shape)}.",
+        got.numel() == 1,
+        f"Return one number, the mean over the batch; got shape {tuple(got.shape)}.",
     )
-    want = losses.generator_loss(logits, "nonsaturating")
-    saturating = torch.log1p(-torch.sigmoid(logits)).mean()
+    value = got.item()
+    w_norm = math.sqrt(w_norm2)
     expect(
-        not torch.isclose(got, saturating, atol=1e-4),
-        "This is the saturating loss E[log(1 - D(G(z)))]. The non-saturating one is -E[log D(G(z))]: "
-        "the generator trains towards the label *real*.",
-    )
-    expect(
-        not torch.isclose(got, -want, atol=1e-4),
-        "Right size, wrong sign: a loss to *minimise* is -E[log D(G(z))].",
+        abs(value - (w_norm - 1) ** 2) > 1e-3,
+        "That is WGAN-GP's penalty, (||grad|| - 1)^2, which pulls the gradient norm towards 1. "
+        "R1 pulls it towards 0 on the real data: ||grad_x D(x)||^2.",
     )
     expect(
-        not torch.isclose(got, want * len(logits), rtol=1e-3),
-        "You summed over the batch; average it (the library and fit() expect a mean).",
+        abs(value - w_norm) > 1e-3,
+        f"For f(x) = w . x + b your penalty is {value:.4f} = ||w||: square the norm.",
     )
     expect(
-        torch.isclose(got, want, atol=1e-4, rtol=1e-4),
-        f"Not equal to -E[log sigmoid(logit)] yet: yours {got.item():.4f}, expected {want.item():.4f} nats. "
-        "The input is a logit, not a probability: apply the sigmoid (inside a stable formula).",
-    )
-    extreme = torch.tensor([-1000.0, -100.0, 0.0, 100.0, 1000.0], requires_grad=True)
-    value = call(loss_fn, extreme)
-    expect(
-        bool(torch.isfinite(value)),
-        f"At logits ±100 and ±1000 your loss is {value.item()}: sigmoid(-1000) rounds to 0 and log(0) = -inf. "
-        "Use -log sigmoid(l) = softplus(-l) (F.softplus, or F.binary_cross_entropy_with_logits).",
-    )
-    (grad,) = torch.autograd.grad(value, extreme)
-    want_grad = -(1 - torch.sigmoid(extreme.detach())) / len(extreme)  # d/dl of mean(softplus(-l))
-    expect(
-        bool(torch.isfinite(grad).all()),
-        f"The loss is finite at extreme logits, but its gradient is not: {grad.tolist()}. "
-        "Clamping the probability hides the problem; softplus(-l) has a clean gradient everywhere.",
+        abs(value - len(real) * w_norm2) > 1e-2,
+        f"For f(x) = w . x + b your penalty is {value:.2f}, {len(real)} times ||w||^2 = "
+        f"{w_norm2:.2f}: you took the norm of the whole (batch, features) gradient. Take one "
+        "norm per sample (over dim 1), square it, then average over the batch.",
     )
     expect(
-        torch.allclose(grad, want_grad, atol=1e-6),
-        f"Gradient at logits {extreme.detach().tolist()}: yours {grad.tolist()}, expected {want_grad.tolist()}. "
-        "A clamp kills the gradient exactly where the generator needs it most (very negative logits).",
+        abs(value - w_norm2) < 1e-4,
+        f"For f(x) = w . x + b the gradient is w at every x, so R1 = ||w||^2 = {w_norm2:.4f}; "
+        f"yours {value:.4f}. Differentiate the critic's scores with respect to its *input*, "
+        "torch.autograd.grad(critic(x).sum(), x), not with respect to its weights.",
     )
-    torch.testing.assert_close(
-        value.detach(), losses.generator_loss(extreme.detach(), "nonsaturating")
+
+    x = real.clone().requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    want = grads.pow(2).sum(1).mean()
+    critic.zero_grad()
+    got = call(penalty_fn, critic, real.clone())
+    expect(
+        abs(got.item() - want.item()) < 1e-5 * max(1.0, want.item()),
+        f"On a small tanh network your penalty is {got.item():.6f}, expected {want.item():.6f}.",
+    )
+    expect(
+        got.requires_grad,
+        "Your penalty has no graph back to the critic's weights, so adding it to the loss "
+        "changes nothing: the critic is never pushed to be smooth. Pass create_graph=True to "
+        "torch.autograd.grad, so that the gradient itself can be differentiated.",
+    )
+    got.backward()
+    first = critic[0].weight.grad
+    (want_grad,) = torch.autograd.grad(want, critic[0].weight)
+    expect(
+        first is not None and torch.allclose(first, want_grad, atol=1e-5),
+        "Backpropagating your penalty does not give its gradient with respect to the critic's "
+        "first layer. Use create_graph=True, and do not detach the input's gradient.",
     )
     passed(
-        "your loss matches genai_lib.losses.generator_loss, and stays finite, with the full gradient of "
-        "-1/N per sample, even at a logit of -1000."
+        f"R1 = ||w||^2 = {w_norm2:.2f} for a linear critic, and on a tanh network your penalty "
+        "matches autograd and backpropagates into the weights. Unlike WGAN-GP's penalty it "
+        "wants a flat discriminator on the real data: there, at the optimum, nothing is left "
+        "to push the generator."
     )
 
 

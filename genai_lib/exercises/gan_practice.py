@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -391,30 +392,67 @@ def _fd_verdict(
 # ------------------------------------------------------ exercises 2 and 3
 
 
-def check_covered_classes(covered_fn: Callable[..., int]) -> None:
-    """``covered_fn(predicted, n_classes=10, min_share=0.01)``: classes holding at least min_share of samples."""
-    even = torch.arange(1000) % 10
-    # 1 sample of every class, 991 threes
-    collapsed = torch.cat([torch.full((990,), 3), torch.arange(10)])
-    half = torch.cat([torch.full((500,), 1), torch.full((480,), 7), torch.arange(20) % 10])
-    got = [call(covered_fn, p) for p in (even, collapsed, half)]
+def _truncated_normal_std(threshold: float) -> float:
+    """The standard deviation of N(0, 1) conditioned on |z| <= threshold."""
+    phi = math.exp(-(threshold**2) / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(threshold / math.sqrt(2))  # P(|z| <= threshold)
+    return math.sqrt(1 - 2 * threshold * phi / mass)
+
+
+def check_truncated_noise(noise_fn: Callable[..., Tensor]) -> None:
+    """``noise_fn(n, latent_dim, threshold, generator)``: ``(n, latent_dim)`` noise, each value
+    from N(0, 1) conditioned on ``|z| <= threshold``, drawn with ``generator``."""
+    n, dim = 20_000, 8
+    for threshold in (1.0, 2.0):
+        z = call(noise_fn, n, dim, threshold, torch.Generator().manual_seed(0))
+        expect(isinstance(z, Tensor), f"Return a tensor; got {type(z).__name__}.")
+        expect(
+            tuple(z.shape) == (n, dim),
+            f"For n={n}, latent_dim={dim} return shape ({n}, {dim}); got {tuple(z.shape)}.",
+        )
+        z = z.detach().double()
+        outside = (z.abs() > threshold + 1e-6).float().mean().item()
+        expect(
+            outside == 0,
+            f"At threshold {threshold}, {outside:.1%} of your values lie outside "
+            f"[-{threshold}, {threshold}]. Redrawing once is not enough: a redrawn value can "
+            "land outside again. Redraw until none is left outside (a while loop over a mask).",
+        )
+        at_edge = (z.abs() > 0.999 * threshold).float().mean().item()
+        expect(
+            at_edge < 0.01,
+            f"{at_edge:.0%} of your values sit at +-{threshold}: clamping piles every value "
+            "beyond the threshold onto it. Redraw those values from N(0, 1) instead.",
+        )
+        want_std, std = _truncated_normal_std(threshold), z.std().item()
+        uniform_std = threshold / math.sqrt(3)
+        expect(
+            abs(std - uniform_std) > 0.01,
+            f"Your values look uniform on [-{threshold}, {threshold}] (std {std:.3f}). Draw "
+            "from N(0, 1) and keep the values inside: the result is still bell-shaped, only "
+            "its tails are cut off.",
+        )
+        expect(
+            abs(z.mean().item()) < 0.01 and abs(std - want_std) < 0.01,
+            f"At threshold {threshold} your values have mean {z.mean().item():.3f} and std "
+            f"{std:.3f}; N(0, 1) cut at +-{threshold} has mean 0 and std {want_std:.3f}. "
+            "Rescaling does not cut off the tails: draw from N(0, 1), then redraw the values "
+            "outside.",
+        )
+    again = [
+        call(noise_fn, 100, dim, 1.0, torch.Generator().manual_seed(3)).detach() for _ in range(2)
+    ]
     expect(
-        all(isinstance(g, int) or (isinstance(g, Tensor) and g.numel() == 1) for g in got),
-        "Return one whole number per call.",
+        torch.equal(again[0], again[1]),
+        "Two calls with generators seeded alike gave different noise: draw every random "
+        "number with the generator argument, torch.randn(..., generator=generator), so that "
+        "a seed fixes the samples.",
     )
-    got = [int(g) for g in got]
-    expect(got[0] == 10, f"Evenly spread predictions cover all 10 classes; yours says {got[0]}.")
-    expect(
-        got[1] == 1,
-        f"990 threes and one sample of each other class: only class 3 holds 1% or more, so 1 class; "
-        f"yours says {got[1]}. Compare each class's *share* of the samples with min_share.",
+    passed(
+        f"every value inside the threshold, none piled at its edge, and the standard deviation "
+        f"of a cut-off normal ({_truncated_normal_std(1.0):.3f} at threshold 1, "
+        f"{_truncated_normal_std(2.0):.3f} at 2)."
     )
-    expect(
-        got[2] == 2,
-        f"Expected 2 classes above 1% (classes 1 and 7; the others hold 0.2% each); yours says {got[2]}. "
-        "Did you use minlength=n_classes in bincount, and count shares rather than samples?",
-    )
-    passed("your coverage count matches on even, collapsed and two-class predictions.")
 
 
 def check_fd_1d(fd_fn: Callable[[Tensor, Tensor], float]) -> None:

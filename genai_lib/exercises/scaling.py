@@ -1,33 +1,13 @@
-"""Checkers for chapter 06 (scaling up: accumulated gradients, gradients from ranks of unequal size, bf16 rounding)."""
+"""Checkers for chapter 06 (scaling up: fp16 loss scaling, gradients from ranks of unequal size, bf16 rounding)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from genai_lib.exercises import ExerciseError, call, expect, passed
-
-Batch = tuple[Tensor, Tensor]
-
-
-def _model_and_batches() -> tuple[nn.Module, list[Batch]]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
-    g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(12, 3, generator=g), torch.randn(12, 1, generator=g)
-    return model, [(x[i : i + 4], y[i : i + 4]) for i in range(0, 12, 4)]
-
-
-def _mse(model: nn.Module) -> Callable[[Batch], Tensor]:
-    return lambda batch: ((model(batch[0]) - batch[1]) ** 2).mean()
-
-
-def _gradients(model: nn.Module, loss: Tensor) -> list[Tensor]:
-    model.zero_grad()
-    loss.backward()
-    return [p.grad.clone() for p in model.parameters()]
 
 
 def _same(a: Sequence[Tensor], b: Sequence[Tensor]) -> bool:
@@ -36,46 +16,73 @@ def _same(a: Sequence[Tensor], b: Sequence[Tensor]) -> bool:
     )
 
 
-def check_accumulated_gradients(
-    fn: Callable[[nn.Module, Callable[[Batch], Tensor], list[Batch]], list[Tensor]],
+def check_unscale_or_skip(
+    fn: Callable[[list[Tensor], float], tuple[list[Tensor] | None, float]],
 ) -> None:
-    """``fn(model, loss_fn, micro_batches) -> [gradient of each parameter]``: that of the mean loss over all rows."""
-    model, batches = _model_and_batches()
-    loss_fn = _mse(model)
-    whole = (torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
-    expected = _gradients(model, loss_fn(whole))
-    last_only = _gradients(model, loss_fn(batches[-1]) / len(batches))
-    model.zero_grad()
-    got = call(fn, model, loss_fn, batches)
+    """``fn(grads, scale) -> (grads_to_apply or None, new_scale)``: one decision of fp16 loss scaling.
+
+    ``grads`` were computed from ``scale * loss``. All finite: return them divided by ``scale``,
+    and the same scale. An inf or a NaN anywhere: return ``None`` (skip the step) and ``scale / 2``.
+    """
+    g = torch.Generator().manual_seed(0)
+    scale = 2.0**16
+    true = [torch.randn(3, 4, generator=g) * 1e-3, torch.randn(4, generator=g) * 1e-5]
+    scaled = [t * scale for t in true]
+
+    def run(grads: list[Tensor], what: str) -> tuple[object, object]:
+        result = call(fn, [t.clone() for t in grads], scale)
+        expect(
+            isinstance(result, tuple) and len(result) == 2,
+            f"With {what}, return two things: (the gradients to apply, or None, and the new "
+            f"scale); got {type(result).__name__}.",
+        )
+        return result
+
+    got, new_scale = run(scaled, "finite gradients")
     expect(
-        isinstance(got, (list, tuple)) and all(isinstance(g, Tensor) for g in got),
-        "Return a list of tensors: the .grad of each parameter, in model.parameters() order.",
+        got is not None,
+        "All the gradients are finite, so the step goes ahead: return the unscaled gradients, "
+        "not None.",
     )
-    got = [g.detach() for g in got]
     expect(
-        len(got) == len(expected),
-        f"There are {len(expected)} parameters; you returned {len(got)} gradients.",
+        isinstance(got, (list, tuple))
+        and len(got) == 2
+        and all(isinstance(t, Tensor) for t in got),
+        "Return the gradients as a list of tensors, one per parameter, in the order they came.",
     )
-    if _same(got, expected):
-        passed(
-            f"{len(batches)} micro-batches, each loss divided by {len(batches)}, add up to the gradient "
-            f"of one batch of {len(whole[0])} rows."
-        )
-        return
-    k = len(batches)
-    if _same(got, [k * e for e in expected]):
+    if _same(list(got), scaled) or _same(list(got), [t * scale for t in scaled]):
         raise ExerciseError(
-            f"Your gradients are {k} times too large: divide each micro-batch's loss by the number "
-            f"of micro-batches ({k}), so that their sum is the mean over all rows."
+            "The gradients are still multiplied by the scale (or by its square): they came from "
+            "scale * loss, so divide each one by the scale before the optimizer sees it."
         )
-    if _same(got, last_only) or _same(got, [k * g for g in last_only]):
-        raise ExerciseError(
-            "You returned the last micro-batch's gradient only. Zero the gradients once, before the "
-            "loop: backward() adds into .grad, and that sum is the point."
+    expect(
+        _same(list(got), true),
+        "With finite gradients, return each gradient divided by the scale: the gradient of the "
+        "loss itself.",
+    )
+    expect(
+        new_scale == scale,
+        f"After a step with finite gradients keep the scale ({scale:g}); yours is {new_scale}. "
+        f"(GradScaler doubles it only after a long run of good steps, 2,000 by default.)",
+    )
+    for bad, what in ((float("inf"), "an inf"), (float("nan"), "a NaN")):
+        broken = [t.clone() for t in scaled]
+        broken[1][2] = bad
+        got, new_scale = run(broken, f"{what} in a gradient")
+        expect(
+            got is None,
+            f"One gradient holds {what}: the scale was too large and the gradients overflowed. "
+            f"Skip the step: return None, so that no update uses them. Test every gradient with "
+            f"torch.isfinite(g).all(), which catches inf and NaN alike.",
         )
-    raise ExerciseError(
-        "Not the gradient of the whole batch. Zero the gradients once, then for each micro-batch "
-        "call (loss_fn(batch) / k).backward(), and return [p.grad for p in model.parameters()]."
+        expect(
+            new_scale == scale / 2,
+            f"After an overflow ({what}), halve the scale: {scale / 2:g}; yours is {new_scale}.",
+        )
+    passed(
+        "finite gradients are unscaled and applied; an inf or a NaN skips the step and halves the "
+        "scale. This is what GradScaler decides at every fp16 step (plus, after many good steps, "
+        "doubling the scale again)."
     )
 
 
