@@ -91,6 +91,7 @@ def muon_with_adamw(
     adamw_lr: float = 3e-3,
     betas: tuple[float, float] = (0.9, 0.95),
     weight_decay: float = 0.0,
+    ns_steps: int = 5,
 ) -> list[torch.optim.Optimizer]:
     """Two optimizers for a language model: Muon on the 2-D weights inside its blocks, AdamW elsewhere.
 
@@ -98,7 +99,8 @@ def muon_with_adamw(
     (as in :class:`genai_lib.models.GPT`); the embeddings and the tied output
     layer, as well as every 1-D parameter, go to AdamW (without weight decay).
     Muon is PyTorch's own ``torch.optim.Muon`` (Nesterov momentum 0.95, five
-    Newton-Schulz steps, its learning rate scaled by sqrt(max(1, rows / cols))).
+    Newton-Schulz steps by default (``ns_steps``), its learning rate scaled by
+    sqrt(max(1, rows / cols))).
     Give both to an :class:`~genai_lib.train.Objective` (or ``train_lm(optimizer=...)``):
     the loop steps, clips and schedules them together.
     """
@@ -112,6 +114,13 @@ def muon_with_adamw(
         )
     device = next(model.parameters()).device
     return [
-        torch.optim.Muon(muon, lr=muon_lr, momentum=0.95, nesterov=True, weight_decay=weight_decay),
+        torch.optim.Muon(
+            muon,
+            lr=muon_lr,
+            momentum=0.95,
+            nesterov=True,
+            weight_decay=weight_decay,
+            ns_steps=ns_steps,
+        ),
         adamw(other, lr=adamw_lr, betas=betas, weight_decay=0.0, device=device),
     ]

@@ -20,6 +20,12 @@ def test_muon_goes_to_block_matrices_and_adamw_to_the_rest():
         muon_with_adamw(MLPLM(5))
 
 
+def test_the_newton_schulz_steps_reach_muon():
+    model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    assert muon_with_adamw(model)[0].defaults["ns_steps"] == 5  # PyTorch's default, kept
+    assert muon_with_adamw(model, ns_steps=3)[0].defaults["ns_steps"] == 3
+
+
 def test_muon_trains_a_gpt_on_a_pattern():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=3, block_size=8, n_layer=1, n_head=1, n_embd=16))
