@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-# Measured on the reference machine (2 cores of an AMD EPYC, torch 2.13.0 CPU; benchmarks/RESULTS.md):
-# the micro-benchmark's seconds per step, and each chapter's wall time in minutes, fast and default.
-REFERENCE_STEP_S = 0.109  # median of 5 runs of micro_benchmark(steps=16)
+# Measured on the reference machine (2 cores of an Intel Xeon with AVX-512 and AMX, torch 2.13.0 CPU,
+# 2026-12-03): the micro-benchmark's seconds per step, and each chapter's wall time in minutes, fast
+# and default. (The earlier reference, 2 cores of an AMD EPYC, took 0.109 s per step.)
+REFERENCE_STEP_S = 0.058  # median of 5 runs of micro_benchmark(steps=16): 0.056-0.061
 REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (2026-12-03), where it explains each
     "00_welcome": (0.09, 0.18),
     "01a_vae_math": (0.09, 0.13),
