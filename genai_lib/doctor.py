@@ -39,7 +39,7 @@ REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (20
     "02b_gan_practice": (0.54, 3.75),
     "03a_autoregressive_models": (0.17, 0.65),
     "03b_gpt": (0.45, 2.43),
-    "04_finetuning": (0.55, 3.67),
+    "04_finetuning": (0.55, 3.83),
     "05_diffusion": (0.48, 3.57),
     "06_scaling": (0.51, 3.55),
 }

@@ -147,3 +147,51 @@ def test_scaling_benchmark_reports_its_keys():
         for k in ("one_process_1_thread", "two_processes_1_thread")
     )
     assert abs(one - two) < 1e-3
+
+
+def test_lora_frontier_benchmark_reports_its_keys():
+    summary = last_json_line(
+        [
+            str(BENCHMARKS / "lora_frontier.py"),
+            "--steps",
+            "3",
+            "--seeds",
+            "0",
+            "--lrs",
+            "1e-4",
+            "1e-3",
+            "--methods",
+            "full",
+            "lora_r4",
+            "lora_r8",
+        ]
+    )
+    assert set(summary) == {"base", "frontier", "lora_vs_full"}
+    assert set(summary["frontier"]) == {"full", "lora_r4", "lora_r8"}
+    assert [p["lr"] for p in summary["frontier"]["full"]] == [1e-4, 1e-3]
+    # rank 8 trains 7.4% of the parameters: outside the 5% budget the comparison is about
+    assert set(summary["lora_vs_full"]) == {"lora_r4"}
+    assert set(summary["lora_vs_full"]["lora_r4"]) == {
+        "share",
+        "lr",
+        "target",
+        "source",
+        "full_source_at_same_target",
+        "source_gap",
+        "full_dominates",
+    }
+
+
+def test_the_frontier_is_read_between_the_two_rates_that_bracket_the_target():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from lora_frontier import source_on_frontier
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    # full fine-tuning at three rates: learns more and forgets more as the rate grows
+    points = [(1.60, 1.22), (1.40, 1.26), (1.30, 1.32)]
+    assert abs(source_on_frontier(points, 1.50) - 1.24) < 1e-12  # halfway between the first two
+    assert abs(source_on_frontier(points, 1.35) - 1.29) < 1e-12
+    assert source_on_frontier(points, 1.40) == 1.26
+    # wrong answers it must not give: the nearest point's value, or an extrapolation
+    assert source_on_frontier(points, 1.70) is None and source_on_frontier(points, 1.20) is None

@@ -84,7 +84,10 @@ def test_without_its_package_data_the_install_says_what_is_missing(tmp_path):
     assert "pretrained" in done.stderr and "Rebuild it with" in done.stderr
 
 
-@pytest.mark.parametrize("name", ["classifiers/digits.json", "pretrained/base_pydoc.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["classifiers/digits.json", "pretrained/base_pydoc.json", "measurements/lora_frontier.json"],
+)
 def test_the_package_data_patterns_cover_the_shipped_files(name):
     folder, file = name.split("/")
     patterns = SETUPTOOLS.get("package-data", {}).get(f"genai_lib._data.{folder}", [])
