@@ -24,13 +24,14 @@ PACK_NAME = "genai-course.zip"
 TOP_FOLDER = "genai-course"
 ROOT = REPO_DATA_DIR.parent
 TOP_FILES = ("pyproject.toml", "requirements.txt", "README.md", "LICENSE")
-# as pyproject.toml's package-data
+# as pyproject.toml's package-data (tests/test_pack.py checks that the two agree)
 SHIPPED_DATA = (
     "README.md",
     "classifiers/*.json",
     "classifiers/*.safetensors",
     "pretrained/*.json",
     "pretrained/*.safetensors",
+    "measurements/*.json",
 )
 
 

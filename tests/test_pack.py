@@ -5,6 +5,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from genai_lib import pack as packing
 from genai_lib.cli import main as cli_main
@@ -70,3 +71,17 @@ def test_pack_refuses_a_folder_and_a_tree_that_is_not_the_course(tmp_path):
         packing.pack(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a copy of the course"):
         packing.pack(tmp_path / "x.zip", root=tmp_path)
+
+
+def test_the_pack_ships_the_data_files_pyproject_ships():
+    """A data folder added to pyproject.toml but not to the pack would leave the zip uninstallable."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    from_pyproject = set()
+    for package, patterns in setuptools["package-data"].items():
+        folder = package.removeprefix("genai_lib._data").lstrip(".").replace(".", "/")
+        from_pyproject |= {f"{folder}/{p}" if folder else p for p in patterns}
+
+    def chosen(patterns):
+        return {path for pattern in patterns for path in (ROOT / "data").glob(pattern)}
+
+    assert chosen(packing.SHIPPED_DATA) == chosen(from_pyproject)
