@@ -53,6 +53,25 @@ def peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def train_on_target(model, method, target_train, steps, batch_size, lr, seed, device, **kwargs):
+    """Chapter 04's domain-adaptation training: AdamW, a tenth of the steps as warmup, then cosine;
+    weight decay 0.1 except for LoRA's adapters. Shared with benchmarks/lora_frontier.py."""
+    train_lm(
+        model,
+        target_train,
+        steps=steps,
+        block_size=model.block_size,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=0.1 if method != "lora" else 0.0,
+        warmup_steps=steps // 10,
+        seed=seed,
+        device=device,
+        progress=False,
+        **kwargs,
+    )
+
+
 def adapt(method: str, args: argparse.Namespace) -> dict:
     """Run one domain-adaptation method (in its own process) and return its figures."""
     torch.set_num_threads(args.threads)
@@ -67,18 +86,15 @@ def adapt(method: str, args: argparse.Namespace) -> dict:
     lr = args.lora_lr if method == "lora" else args.lr
     ends: list[float] = []
     start = time.perf_counter()
-    train_lm(
+    train_on_target(
         model,
+        method,
         target_train,
-        steps=args.steps,
-        block_size=model.block_size,
-        batch_size=args.batch_size,
-        lr=lr,
-        weight_decay=0.1 if method != "lora" else 0.0,
-        warmup_steps=args.steps // 10,
-        seed=args.seed,
-        device=device,
-        progress=False,
+        args.steps,
+        args.batch_size,
+        lr,
+        args.seed,
+        device,
         log_every=10,
         callbacks=[lambda step: ends.append(time.perf_counter())],
     )

@@ -40,10 +40,13 @@ import time
 
 import torch
 
+# the same training as benchmarks/finetune.py and chapter 04 (this script runs from benchmarks/)
+from finetune import train_on_target
+
 from genai_lib import seed_everything
 from genai_lib.data import load_text, split_train_val
 from genai_lib.finetune import prepare
-from genai_lib.lm import evaluate_lm, train_lm
+from genai_lib.lm import evaluate_lm
 from genai_lib.models.lora import trainable_parameters
 from genai_lib.pretrained import load_base
 
@@ -65,18 +68,15 @@ def adapt_once(base, data, method, rank, lr, seed, args) -> dict:
     model = prepare(base, method, lora_r=rank or 4, lora_alpha=2.0 * (rank or 4))
     trainable, total = trainable_parameters(model)
     start = time.perf_counter()
-    train_lm(
+    train_on_target(
         model,
+        method,
         target_train,
-        steps=args.steps,
-        block_size=model.block_size,
-        batch_size=args.batch_size,
-        lr=lr,
-        weight_decay=0.1 if method != "lora" else 0.0,  # as in chapter 04 and finetune.py
-        warmup_steps=args.steps // 10,
-        seed=seed,
-        device=args.device,
-        progress=False,
+        args.steps,
+        args.batch_size,
+        lr,
+        seed,
+        args.device,
         log_every=args.steps,
     )
     seconds = time.perf_counter() - start
