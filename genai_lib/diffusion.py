@@ -13,6 +13,11 @@ the noise in a noisy image, called as
   at the same time an unconditional one, which classifier-free guidance needs.
   ``labels=None`` asks a conditional model for its unconditional prediction.
   An unconditional model has ``n_classes = None`` and takes ``labels=None``.
+  A model conditioned on something other than a class (chapter 07's
+  :class:`~genai_lib.models.text_denoiser.TextDenoiser` reads caption tokens
+  ``(B, L)``) says what "no condition" is with ``model.null_condition(labels)``
+  and checks what samplers are given with ``model.conditions(labels, n, device)``;
+  the loss's condition dropout and guidance then work unchanged.
 
 :class:`genai_lib.models.unet.UNet` is such a network.
 
@@ -248,6 +253,13 @@ def _null_label(model: nn.Module) -> int:
     return int(n_classes)
 
 
+def null_condition(model: nn.Module, labels: Tensor) -> Tensor:
+    """The "no condition" input shaped like ``labels``: the null label, or the model's own (empty captions)."""
+    if hasattr(model, "null_condition"):
+        return model.null_condition(labels)
+    return torch.full_like(labels, _null_label(model))
+
+
 def diffusion_loss(
     model: nn.Module,
     schedule: NoiseSchedule,
@@ -280,9 +292,9 @@ def diffusion_loss(
     t = torch.randint(0, schedule.steps, (len(x0),), **draw).to(x0.device)
     noise = torch.randn(x0.shape, **draw).to(x0.device, x0.dtype)
     if labels is not None:
-        null = _null_label(model)
         drop = torch.rand(len(labels), **draw).to(labels.device) < p_uncond
-        labels = torch.where(drop, torch.full_like(labels, null), labels)
+        drop = drop.view(-1, *[1] * (labels.dim() - 1))  # (B, 1, ...) drops a whole caption at once
+        labels = torch.where(drop, null_condition(model, labels), labels)
     return F.mse_loss(model(q_sample(schedule, x0, t, noise), t, labels), noise)
 
 
@@ -309,7 +321,7 @@ def guided_epsilon(
         return model(x_t, t, None)
     if guidance == 1.0:
         return model(x_t, t, labels)
-    null = torch.full_like(labels, _null_label(model))
+    null = null_condition(model, labels)
     if guidance == 0.0:
         return model(x_t, t, null)
     # one forward pass on a double batch: conditional first, then unconditional
@@ -410,7 +422,10 @@ class _Sampling:
             raise ValueError(f"n (the number of samples) must be at least 1; got {n}.")
         self.model, self.n, self.shape = model, n, tuple(shape)
         self.device = torch.device(device) if device is not None else device_of(model)
-        self.labels = class_labels(labels, n, self.device)
+        if hasattr(model, "conditions"):  # e.g. caption tokens (n, L)
+            self.labels = model.conditions(labels, n, self.device)
+        else:
+            self.labels = class_labels(labels, n, self.device)
         # Noise is drawn on the CPU from a private generator: the same seed gives the same samples on any device
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 

@@ -262,3 +262,40 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
             "loss is NaN. Check the prompt masking and the padding (an empty response?)."
         )
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+# ---------------------------------------------------------------- contrastive (CLIP)
+
+
+def contrastive_loss(logits: Tensor, groups: Tensor | None = None) -> Tensor:
+    """The symmetric InfoNCE loss of CLIP, in nats per pair: the mean of image->text and text->image cross-entropy.
+
+    ``logits (B, B)``: ``logits[i, j]`` scores caption ``j`` for image ``i``,
+    already divided by the temperature (``exp(logit_scale) * cosine``).
+    Without ``groups`` the match of image ``i`` is caption ``i`` alone.
+
+    ``groups (B,)`` int: pairs with equal group mean the same thing (two
+    images captioned "a thin seven"). Then every caption of the image's group is a
+    correct answer, and the target of row ``i`` spreads its mass evenly over
+    them, so the loss does not push apart captions that say the same thing. With
+    all groups distinct this is the plain loss. A random guess scores ``log B``
+    (less with groups).
+    """
+    if logits.dim() != 2 or logits.shape[0] != logits.shape[1] or logits.shape[0] == 0:
+        raise ValueError(
+            f"contrastive_loss takes square logits (B, B), one row per image and one column per caption; "
+            f"got shape {tuple(logits.shape)}."
+        )
+    B = len(logits)
+    if groups is None:
+        target = torch.arange(B, device=logits.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    if groups.shape != (B,):
+        raise ValueError(
+            f"groups must hold one id per pair, shape ({B},); got {tuple(groups.shape)}."
+        )
+    same = (groups[:, None] == groups[None, :]).to(
+        logits.dtype
+    )  # symmetric, so it serves both directions
+    target = same / same.sum(1, keepdim=True)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

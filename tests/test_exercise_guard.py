@@ -46,6 +46,7 @@ from genai_lib.exercises import (
     gan,
     gan_practice,
     scaling,
+    text_to_image,
     vae,
     welcome,
 )
@@ -1349,6 +1350,153 @@ SCALING_CASES = [
 ]
 
 
+# ---------------------------------------------------------------- 07: text to image
+
+
+def grouped_infonce(
+    image, text, groups, temperature, multiply=False, diagonal=False, one_way=False, add=False
+):
+    """The grouped contrastive loss written with loops over rows: the defaults are right."""
+    logits = image @ text.T
+    logits = logits * temperature if multiply else logits / temperature
+
+    def rows_loss(lg):
+        total = 0.0
+        for i in range(len(lg)):
+            matches = [
+                j for j in range(len(lg)) if (j == i if diagonal else groups[j] == groups[i])
+            ]
+            log_p = lg[i] - torch.logsumexp(lg[i], 0)
+            total = total - sum(log_p[j] for j in matches) / len(matches)
+        return total / len(lg)
+
+    a, b = rows_loss(logits), rows_loss(logits.T)
+    if one_way:
+        return a
+    return a + b if add else (a + b) / 2
+
+
+def cross_attention_answer(
+    x, words, wq, wk, wv, mask, heads, keys_from=None, scale=True, mask_on=True, over="words"
+):
+    """Multi-head cross-attention through F.scaled_dot_product_attention: the defaults are right."""
+    B, N, C = x.shape
+    d = C // heads
+    src = words if keys_from is None else x
+    q = (x @ wq).view(B, N, heads, d).transpose(1, 2)
+    k = (src @ wk).view(B, -1, heads, d).transpose(1, 2)
+    v = (src @ wv).view(B, -1, heads, d).transpose(1, 2)
+    if over.startswith("pixels"):
+        w = (
+            (q @ k.transpose(-1, -2) / math.sqrt(d))
+            .masked_fill(~mask[:, None, None, :], float("-inf"))
+            .softmax(-2)
+        )
+        out = (w if over == "pixels-nan" else w.nan_to_num()) @ v
+    else:
+        attn_mask = mask[:, None, None, :] if (mask_on and keys_from is None) else None
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, scale=None if scale else 1.0
+        )
+    return out.transpose(1, 2).reshape(B, N, C)
+
+
+def composed(eps_u, eps, scales, sign=1, ho_salimans=False, no_base=False, average=False):
+    if ho_salimans:
+        return sum((1 + s) * e - s * eps_u for s, e in zip(scales, eps))
+    if no_base:
+        return sum(s * e for s, e in zip(scales, eps))
+    pull = sum(s * sign * (e - eps_u) for s, e in zip(scales, eps))
+    return eps_u + (pull / len(eps) if average else pull)
+
+
+TEXT_TO_IMAGE_CASES = [
+    Case(
+        text_to_image.check_grouped_contrastive_loss,
+        right=[grouped_infonce, lambda i, t, g, tau: grouped_infonce(i.float(), t.float(), g, tau)],
+        wrong=[
+            Wrong(
+                "temperature multiplied",
+                "wrong side",
+                lambda i, t, g, tau: grouped_infonce(i, t, g, tau, multiply=True),
+            ),
+            Wrong(
+                "plain diagonal targets",
+                "diagonal alone",
+                lambda i, t, g, tau: grouped_infonce(i, t, g, tau, diagonal=True),
+            ),
+            Wrong(
+                "image -> text only",
+                "Only one direction",
+                lambda i, t, g, tau: grouped_infonce(i, t, g, tau, one_way=True),
+            ),
+            Wrong(
+                "directions summed",
+                "summed",
+                lambda i, t, g, tau: grouped_infonce(i, t, g, tau, add=True),
+            ),
+            Wrong(
+                "a loss per pair", "one value per pair", lambda i, t, g, tau: torch.zeros(len(g))
+            ),
+            Wrong(
+                "something else",
+                "Expected",
+                lambda i, t, g, tau: grouped_infonce(i, t, g, tau) + 0.1,
+            ),
+        ],
+    ),
+    Case(
+        text_to_image.check_cross_attention,
+        right=[cross_attention_answer],
+        wrong=[
+            Wrong(
+                "keys and values from the image",
+                "self-attention",
+                lambda *a: cross_attention_answer(*a, keys_from="image"),
+            ),
+            Wrong(
+                "padding attended",
+                "padding is attended",
+                lambda *a: cross_attention_answer(*a, mask_on=False),
+            ),
+            Wrong("no 1/sqrt(d)", "not scaled", lambda *a: cross_attention_answer(*a, scale=False)),
+            Wrong(
+                "one head",
+                "one head",
+                lambda x, w, q, k, v, m, h: cross_attention_answer(x, w, q, k, v, m, 1),
+            ),
+            Wrong(
+                "softmax over the pixels",
+                "over the pixels",
+                lambda *a: cross_attention_answer(*a, over="pixels"),
+            ),
+            Wrong(
+                "softmax over the pixels, NaN kept",
+                "NaN",
+                lambda *a: cross_attention_answer(*a, over="pixels-nan"),
+            ),
+            Wrong("wrong shape", "shape", lambda x, *a: x[:, :, :4]),
+        ],
+    ),
+    Case(
+        text_to_image.check_composed_guidance,
+        right=[composed],
+        wrong=[
+            Wrong("sign flipped", "sign is flipped", lambda u, e, s: composed(u, e, s, sign=-1)),
+            Wrong(
+                "(1 + w) form per prompt",
+                "Ho & Salimans",
+                lambda u, e, s: composed(u, e, s, ho_salimans=True),
+            ),
+            Wrong(
+                "no unconditional base", "missing", lambda u, e, s: composed(u, e, s, no_base=True)
+            ),
+            Wrong("pulls averaged", "averaged", lambda u, e, s: composed(u, e, s, average=True)),
+        ],
+    ),
+]
+
+
 CASES: list[Case] = [
     *WELCOME,
     *VAE_CASES,
@@ -1358,6 +1506,7 @@ CASES: list[Case] = [
     *FINETUNING_CASES,
     *DIFFUSION_CASES,
     *SCALING_CASES,
+    *TEXT_TO_IMAGE_CASES,
 ]
 
 

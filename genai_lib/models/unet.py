@@ -16,6 +16,10 @@ The shape of it (Ronneberger et al. 2015, as adapted by Ho et al. 2020):
 - **Class** (optional): an embedding table with ``n_classes + 1`` rows,
   added to the time embedding. Row ``n_classes`` is the *null* label, "no
   class", used for the unconditional half of classifier-free guidance.
+- **Text** (optional, ``context_dim``): after every residual block, a
+  :class:`CrossAttention` layer lets each pixel's features read a sequence of
+  text features ``context (B, L, context_dim)``: queries from the image, keys
+  and values from the text (as Stable Diffusion does; chapter 07).
 - **Normalisation**: GroupNorm, not BatchNorm: a batch mixes very different
   noise levels, and sampling runs with other batch sizes than training.
 
@@ -74,6 +78,44 @@ class ResidualBlock(nn.Module):
         return h + self.skip(x)
 
 
+class CrossAttention(nn.Module):
+    """Image features ``(B, C, H, W)`` read text features ``(B, L, D)``; returns ``(B, C, H, W)``, added to the input.
+
+    Every pixel is a query (from the normalised image features); every text
+    token gives a key and a value. With ``heads`` heads of ``C / heads``
+    dimensions each, pixel p's output is ``sum_j softmax_j(q_p . k_j / sqrt(C / heads)) v_j``,
+    projected back to C channels. ``mask (B, L)`` is True on real tokens;
+    padding gets no attention. The output projection starts at zero, so a new
+    layer passes the image through unchanged.
+    """
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 4, groups: int = 8):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"heads={heads} must divide the channels, {channels}.")
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.query = nn.Linear(channels, channels, bias=False)
+        self.key = nn.Linear(context_dim, channels, bias=False)
+        self.value = nn.Linear(context_dim, channels, bias=False)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        B, C, H, W = x.shape
+        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C): one query per pixel
+
+        def heads(t: Tensor) -> Tensor:  # (B, N, C) -> (B, heads, N, C / heads)
+            return t.view(B, -1, self.heads, C // self.heads).transpose(1, 2)
+
+        q, k, v = heads(self.query(h)), heads(self.key(context)), heads(self.value(context))
+        keep = mask[:, None, None, :] if mask is not None else None  # (B, 1, 1, L) over the keys
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, heads, H*W, C / heads)
+        y = self.out(y.transpose(1, 2).reshape(B, H * W, C))
+        return x + y.transpose(1, 2).view(B, C, H, W)
+
+
 class UNet(nn.Module):
     """An epsilon-prediction U-Net for small images (8x8 digits, 28x28 MNIST).
 
@@ -87,6 +129,9 @@ class UNet(nn.Module):
         blocks_per_level: residual blocks per level on the way down (and on the way up).
         groups: GroupNorm groups; must divide every level's channel count.
         dropout: inside the residual blocks.
+        context_dim: the width of text features to attend to (a
+            :class:`CrossAttention` after every residual block); ``None`` for none.
+        heads: attention heads of the cross-attention layers.
 
     The last convolution starts at zero, so the untrained network predicts
     ``eps_hat = 0`` and the diffusion loss starts at 1, the variance of the noise.
@@ -101,6 +146,8 @@ class UNet(nn.Module):
         blocks_per_level: int = 1,
         groups: int = 8,
         dropout: float = 0.0,
+        context_dim: int | None = None,
+        heads: int = 4,
     ):
         super().__init__()
         channels = [base_channels * m for m in channel_mults]
@@ -119,7 +166,7 @@ class UNet(nn.Module):
                 f"n_classes must be None (unconditional) or at least 1; got {n_classes}."
             )
         self.in_channels, self.n_classes, self.levels = in_channels, n_classes, len(channels)
-        self.base_channels = base_channels
+        self.base_channels, self.context_dim = base_channels, context_dim
         emb_dim = 4 * base_channels
 
         self.time_mlp = nn.Sequential(
@@ -131,7 +178,13 @@ class UNet(nn.Module):
         def block(c_in: int, c_out: int) -> ResidualBlock:
             return ResidualBlock(c_in, c_out, emb_dim, groups, dropout)
 
+        def attend(c: int) -> nn.Module:
+            if context_dim is None:
+                return nn.Identity()
+            return CrossAttention(c, context_dim, heads, groups)
+
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        self.down_attn, self.up_attn = nn.ModuleList(), nn.ModuleList()
         c = channels[0]
         for i, c_level in enumerate(channels):
             self.down.append(
@@ -139,10 +192,11 @@ class UNet(nn.Module):
                     [block(c if j == 0 else c_level, c_level) for j in range(blocks_per_level)]
                 )
             )
+            self.down_attn.append(nn.ModuleList([attend(c_level) for _ in range(blocks_per_level)]))
             c = c_level
             if i < self.levels - 1:  # a strided conv halves H and W
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.middle = block(c, c)
+        self.middle, self.middle_attn = block(c, c), attend(c)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(self.levels)):
             c_level = channels[i]
@@ -155,6 +209,7 @@ class UNet(nn.Module):
                     ]
                 )
             )
+            self.up_attn.append(nn.ModuleList([attend(c_level) for _ in range(blocks_per_level)]))
             c = c_level
             if i > 0:  # nearest-neighbour doubling, then a conv to the next level's channels
                 self.upsample.append(nn.Conv2d(c, channels[i - 1], 3, padding=1))
@@ -211,30 +266,67 @@ class UNet(nn.Module):
             )
         return t, labels.long()
 
-    def forward(self, x: Tensor, t: Tensor | int, labels: Tensor | None = None) -> Tensor:
+    def _check_context(self, x: Tensor, context: Tensor | None, mask: Tensor | None) -> None:
+        if self.context_dim is None:
+            if context is not None:
+                raise ValueError(
+                    "This UNet has no cross-attention; build it with context_dim=... to pass text features."
+                )
+            return
+        if context is None:
+            raise ValueError(
+                "This UNet attends to text: pass context (B, L, context_dim), the text encoder's features."
+            )
+        if context.dim() != 3 or context.shape[0] != len(x) or context.shape[2] != self.context_dim:
+            raise ValueError(
+                f"context must be (B, L, {self.context_dim}) with B = {len(x)} images; got {tuple(context.shape)}."
+            )
+        if mask is not None and (mask.shape != context.shape[:2] or mask.dtype != torch.bool):
+            raise ValueError(
+                f"context_mask must be bool of shape {tuple(context.shape[:2])} (True on real tokens); "
+                f"got {mask.dtype} of shape {tuple(mask.shape)}."
+            )
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor | int,
+        labels: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
         """``x (B, C, H, W)``, ``t (B,)`` 0-based timesteps (or one int for all), ``labels (B,)`` or None.
 
         Returns the predicted noise ``(B, C, H, W)``. A conditional model given
-        ``labels=None`` uses the null label: its unconditional prediction.
+        ``labels=None`` uses the null label: its unconditional prediction. A
+        model with ``context_dim`` also takes ``context (B, L, context_dim)``
+        and optionally ``context_mask (B, L)``, True on real tokens.
         """
         t, labels = self._check(x, t, labels)
+        self._check_context(x, context, context_mask)
         emb = self.time_mlp(timestep_embedding(t, self.base_channels))  # (B, emb_dim)
         if self.class_emb is not None:
             emb = emb + self.class_emb(labels)
 
+        def run(blk: nn.Module, attn: nn.Module, h: Tensor) -> Tensor:
+            h = blk(h, emb)
+            return attn(h, context, context_mask) if context is not None else h
+
         h = self.conv_in(x)  # (B, c0, H, W)
         skips = []
-        for i, blocks in enumerate(self.down):
-            for blk in blocks:
-                h = blk(h, emb)
+        for i, (blocks, attns) in enumerate(zip(self.down, self.down_attn)):
+            for blk, attn in zip(blocks, attns):
+                h = run(blk, attn, h)
             skips.append(h)  # (B, c_i, H / 2^i, W / 2^i)
             if i < self.levels - 1:
                 h = self.downsample[i](h)
-        h = self.middle(h, emb)
-        for k, blocks in enumerate(self.up):  # levels from the deepest up
+        h = run(self.middle, self.middle_attn, h)
+        for k, (blocks, attns) in enumerate(
+            zip(self.up, self.up_attn)
+        ):  # levels from the deepest up
             h = torch.cat([h, skips.pop()], dim=1)
-            for blk in blocks:
-                h = blk(h, emb)
+            for blk, attn in zip(blocks, attns):
+                h = run(blk, attn, h)
             if k < self.levels - 1:
                 h = self.upsample[k](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, C, H, W)
