@@ -2,6 +2,7 @@
 
     python benchmarks/diffusion.py                 # the bundled 8x8 digits, default CPU configuration
     python benchmarks/diffusion.py --seed 1
+    python benchmarks/diffusion.py --unconditional-only --base-channels 32   # issue 21: diffusion against the DCGAN
 
 Trains, on the same training digits, each with the course's loop (fit):
 - an unconditional diffusion U-Net and a class-conditional one (label dropout
@@ -117,6 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--n", type=int, help="images per FD estimate (default: all held-out, at most 2000)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--unconditional-only",
+        action="store_true",
+        help="train only the DCGAN and the unconditional diffusion model (no VAE, cGAN or guidance)",
+    )
     args = parser.parse_args(argv)
 
     data = load_digits()
@@ -143,30 +149,38 @@ def main(argv: list[str] | None = None) -> dict:
     rows: dict[str, dict] = {}
 
     # the VAE benchmark's settings (benchmarks/vae.py): Adam 1e-3 throughout, no warmup, no clipping
-    vae, _, vae_s = train_vae(
-        data.train_images,
-        arch="mlp",
-        latent_dim=16,
-        epochs=args.vae_epochs,
-        batch_size=128,
-        lr=1e-3,
-        warmup_epochs=0,
-        schedule="constant",
-        grad_clip=None,
-        seed=args.seed,
-        log_every=50,
-        device="cpu",
-        progress=False,
+    vae, _, vae_s = (
+        (None, None, None)
+        if args.unconditional_only
+        else train_vae(
+            data.train_images,
+            arch="mlp",
+            latent_dim=16,
+            epochs=args.vae_epochs,
+            batch_size=128,
+            lr=1e-3,
+            warmup_epochs=0,
+            schedule="constant",
+            grad_clip=None,
+            seed=args.seed,
+            log_every=50,
+            device="cpu",
+            progress=False,
+        )
     )
-    draw = lambda k: vae.sample(k, torch.Generator().manual_seed(args.seed))  # noqa: E731
-    rows["VAE (ch. 01)"] = {
-        **score(draw(n)),
-        "train_s": round(vae_s, 1),
-        "s_per_100": seconds_per_100(draw),
-    }
+    if vae is not None:
+        draw = lambda k: vae.sample(k, torch.Generator().manual_seed(args.seed))  # noqa: E731
+        rows["VAE (ch. 01)"] = {
+            **score(draw(n)),
+            "train_s": round(vae_s, 1),
+            "s_per_100": seconds_per_100(draw),
+        }
 
     x = data.train_images * 2 - 1
-    for name, conditional in (("DCGAN (ch. 02)", False), ("cGAN (ch. 02)", True)):
+    gans = (("DCGAN (ch. 02)", False),) + (
+        () if args.unconditional_only else (("cGAN (ch. 02)", True),)
+    )
+    for name, conditional in gans:
         seed_everything(args.seed)
         generator = DCGenerator(32, data.shape, n_classes=10 if conditional else None)
         discriminator = DCDiscriminator(data.shape, n_classes=10 if conditional else None)
@@ -211,37 +225,38 @@ def main(argv: list[str] | None = None) -> dict:
         }
         rows[f"diffusion, {name}"] = {**samplers[name], "train_s": round(uncond_s, 1)}
 
-    cond_ema, schedule, cond_s = train_diffusion(
-        data, True, args.steps, args.base_channels, args.timesteps, args.seed
-    )
     sweep = {}
-    for scale in sorted(set(args.sweep) | {args.guidance}):
-        samples = ddim_sample(
+    if not args.unconditional_only:
+        cond_ema, schedule, cond_s = train_diffusion(
+            data, True, args.steps, args.base_channels, args.timesteps, args.seed
+        )
+        for scale in sorted(set(args.sweep) | {args.guidance}):
+            samples = ddim_sample(
+                cond_ema,
+                schedule,
+                n,
+                data.shape,
+                steps=50,
+                labels=requested,
+                guidance=scale,
+                seed=args.seed,
+            )
+            sweep[scale] = score(samples, requested)
+        draw = lambda k: ddim_sample(
             cond_ema,
             schedule,
-            n,
+            k,
             data.shape,
             steps=50,
-            labels=requested,
-            guidance=scale,
+            labels=torch.arange(k) % 10,  # noqa: E731
+            guidance=args.guidance,
             seed=args.seed,
         )
-        sweep[scale] = score(samples, requested)
-    draw = lambda k: ddim_sample(
-        cond_ema,
-        schedule,
-        k,
-        data.shape,
-        steps=50,
-        labels=torch.arange(k) % 10,  # noqa: E731
-        guidance=args.guidance,
-        seed=args.seed,
-    )
-    rows[f"cond. diffusion, ddim50, s={args.guidance:g}"] = {
-        **sweep[args.guidance],
-        "train_s": round(cond_s, 1),
-        "s_per_100": round(seconds_per_100(draw), 3),
-    }
+        rows[f"cond. diffusion, ddim50, s={args.guidance:g}"] = {
+            **sweep[args.guidance],
+            "train_s": round(cond_s, 1),
+            "s_per_100": round(seconds_per_100(draw), 3),
+        }
 
     print(
         f"\n{'model':34s} {'FD-digits':>9s} {'x floor':>7s} {'classes':>7s} {'cond. acc':>9s} "
@@ -253,7 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{name:34s} {r['fd']:>9.2f} {r['fd'] / floor:>7.1f} {r['coverage']:>7d} {acc:>9s} "
             f"{r['train_s']:>7.0f} {r['s_per_100']:>9.3f}"
         )
-    print("\nclassifier-free guidance (conditional diffusion, DDIM 50, balanced labels):")
+    if sweep:
+        print("\nclassifier-free guidance (conditional diffusion, DDIM 50, balanced labels):")
     for scale, r in sweep.items():
         print(
             f"  s = {scale:<4g} FD-digits {r['fd']:6.2f}, classes {r['coverage']}, class accuracy {r['cond_acc']:.1%}"
@@ -265,10 +281,10 @@ def main(argv: list[str] | None = None) -> dict:
         "samplers": {
             k: {key: v[key] for key in ("fd", "coverage", "s_per_100")} for k, v in samplers.items()
         },
-        "guidance": args.guidance,
-        "cond_acc": sweep[args.guidance]["cond_acc"],
         "train_s": round(uncond_s, 1),
     }
+    if sweep:
+        summary.update(guidance=args.guidance, cond_acc=sweep[args.guidance]["cond_acc"])
     print(json.dumps(summary))
     return summary
 

@@ -42,6 +42,7 @@ REFERENCE_MINUTES = {  # chapter: (fast, default); the README's timing table (20
     "04_finetuning": (0.55, 3.83),
     "05_diffusion": (0.48, 3.57),
     "06_scaling": (0.51, 3.55),
+    "07_text_to_image": (0.66, 3.77),
 }
 
 

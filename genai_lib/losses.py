@@ -267,19 +267,21 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
 # ---------------------------------------------------------------- contrastive (CLIP)
 
 
-def contrastive_loss(logits: Tensor, groups: Tensor | None = None) -> Tensor:
+def contrastive_loss(logits: Tensor, matches: Tensor | None = None) -> Tensor:
     """The symmetric InfoNCE loss of CLIP, in nats per pair: the mean of image->text and text->image cross-entropy.
 
     ``logits (B, B)``: ``logits[i, j]`` scores caption ``j`` for image ``i``,
     already divided by the temperature (``exp(logit_scale) * cosine``).
-    Without ``groups`` the match of image ``i`` is caption ``i`` alone.
+    Without ``matches`` the right answer for image ``i`` is caption ``i`` alone.
 
-    ``groups (B,)`` int: pairs with equal group mean the same thing (two
-    images captioned "a thin seven"). Then every caption of the image's group is a
-    correct answer, and the target of row ``i`` spreads its mass evenly over
-    them, so the loss does not push apart captions that say the same thing. With
-    all groups distinct this is the plain loss. A random guess scores ``log B``
-    (less with groups).
+    ``matches (B, B)`` bool: ``matches[i, j]`` is True when caption ``j`` is
+    true of image ``i`` (two images of a thin seven; or "a 7", which is true of
+    every seven). Row ``i``'s target then spreads evenly over the captions true
+    of image ``i``, and column ``j``'s over the images caption ``j`` is true of,
+    so the loss never pushes apart a caption and an image it describes. With
+    only the diagonal True this is the plain loss. Each pair must match itself.
+    A random guess scores ``log B``; the best possible score is the targets'
+    entropy, 0 with the diagonal alone.
     """
     if logits.dim() != 2 or logits.shape[0] != logits.shape[1] or logits.shape[0] == 0:
         raise ValueError(
@@ -287,15 +289,19 @@ def contrastive_loss(logits: Tensor, groups: Tensor | None = None) -> Tensor:
             f"got shape {tuple(logits.shape)}."
         )
     B = len(logits)
-    if groups is None:
+    if matches is None:
         target = torch.arange(B, device=logits.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-    if groups.shape != (B,):
+    if matches.shape != (B, B) or matches.dtype != torch.bool:
         raise ValueError(
-            f"groups must hold one id per pair, shape ({B},); got {tuple(groups.shape)}."
+            f"matches must be bool of shape ({B}, {B}), True where caption j is true of image i; "
+            f"got {matches.dtype} of shape {tuple(matches.shape)}."
         )
-    same = (groups[:, None] == groups[None, :]).to(
-        logits.dtype
-    )  # symmetric, so it serves both directions
-    target = same / same.sum(1, keepdim=True)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    if not matches.diagonal().all():
+        raise ValueError(
+            "matches must be True on the diagonal: every caption is true of its own image."
+        )
+    m = matches.to(logits.dtype)
+    image_to_text = F.cross_entropy(logits, m / m.sum(1, keepdim=True))
+    text_to_image = F.cross_entropy(logits.T, m.T / m.T.sum(1, keepdim=True))
+    return (image_to_text + text_to_image) / 2

@@ -4,8 +4,9 @@ One place for what the chapter and ``benchmarks/text_to_image.py`` share:
 
 - :class:`CaptionedDigits`: digits with true captions (:mod:`genai_lib.data.captions`),
   some combinations of digit and attribute held out of training entirely;
-- :func:`train_clip`: a small CLIP on (image, caption) pairs, a caption drawn
-  from the four phrasings at every step;
+- :func:`train_clip`: a small CLIP on (image, caption) pairs; at every step
+  each image gets one of its true captions at random: any phrasing, with any of
+  its attributes left out ("a 7" is as true of a thin seven as "a thin 7");
 - :func:`train_text_denoiser`: chapter 05's U-Net with cross-attention over
   the frozen CLIP text encoder, captions dropped 10% of the time for guidance;
 - measurements: :func:`zero_shot_accuracy`, :func:`retrieval_recall`,
@@ -25,13 +26,13 @@ from torch import Tensor
 from genai_lib.config import seed_everything
 from genai_lib.data import ImageData
 from genai_lib.data.captions import (
-    SLANT,
     TEMPLATES,
     THICKNESS,
     CaptionTokenizer,
     Description,
     DigitAttributes,
     phrase,
+    true_of,
 )
 from genai_lib.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, noise_schedule
 from genai_lib.ema import EMA
@@ -45,26 +46,26 @@ from genai_lib.train import History, fit
 HELD_OUT = ((4, "thin"), (7, "thick"), (2, "leaning right"))
 
 
-def meaning(d: Description) -> int:
-    """One id per distinct description (digit x thickness x slant, "not stated" included): 90 in all."""
-    th = 0 if d.thickness is None else 1 + THICKNESS.index(d.thickness)
-    sl = 0 if d.slant is None else 1 + SLANT.index(d.slant)
-    return d.digit * 9 + th * 3 + sl
-
-
 def is_held_out(d: Description, held_out: Sequence[tuple[int, str]] = HELD_OUT) -> bool:
     return any(d.has(digit, word) for digit, word in held_out)
 
 
+# Every true caption of an image: its description with each subset of attributes left out (at most 4),
+# each in every phrasing. Images with fewer attributes repeat their captions to fill the slots, so a
+# caption drawn uniformly leaves out each stated attribute half of the time.
+CAPTIONS_PER_IMAGE = 4 * len(TEMPLATES)
+
+
 @dataclass
 class Captioned:
-    """Images with their descriptions, every phrasing tokenized, and meaning ids."""
+    """Images with their descriptions and every true caption of each, tokenized, with codes for :func:`true_of`."""
 
     images: Tensor  # (N, 1, H, W) in [0, 1]
     labels: Tensor  # (N,) the digit
-    descriptions: list[Description]
-    tokens: Tensor  # (N, len(TEMPLATES), context): each caption in every phrasing
-    groups: Tensor  # (N,) meaning ids: equal ids, equal meaning
+    descriptions: list[Description]  # the fullest true description of each image
+    codes: Tensor  # (N, 3) the images' codes (digit, thickness, slant): 0 = middling
+    tokens: Tensor  # (N, CAPTIONS_PER_IMAGE, context): every true caption
+    caption_codes: Tensor  # (N, CAPTIONS_PER_IMAGE, 3): what each of those captions states
 
     def __len__(self) -> int:
         return len(self.images)
@@ -105,15 +106,21 @@ class CaptionedDigits:
                 i for i, d in enumerate(described) if keep_held_out or not is_held_out(d, held_out)
             ]
             described = [described[i] for i in keep]
-            tokens = torch.stack(
-                [tokenizer([phrase(d, t) for t in range(len(TEMPLATES))]) for d in described]
-            )
+            tokens, caption_codes = [], []
+            for d in described:
+                shorter = d.shortened()
+                shorter = shorter * (4 // len(shorter))  # 1, 2 or 4 of them -> 4
+                tokens.append(
+                    tokenizer([phrase(c, t) for c in shorter for t in range(len(TEMPLATES))])
+                )
+                caption_codes.append(torch.tensor([c.codes for c in shorter for _ in TEMPLATES]))
             return Captioned(
                 images[keep],
                 labels[keep],
                 described,
-                tokens,
-                torch.tensor([meaning(d) for d in described]),
+                torch.tensor([d.codes for d in described]),
+                torch.stack(tokens),
+                torch.stack(caption_codes),
             )
 
         return cls(
@@ -125,10 +132,14 @@ class CaptionedDigits:
         )
 
 
-def pick_phrasing(tokens: Tensor) -> Tensor:
-    """``(B, P, L)`` -> ``(B, L)``: for each caption one of its P phrasings, at random (global torch generator)."""
+def pick_caption(tokens: Tensor, codes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """For each image one of its true captions at random (global torch generator).
+
+    ``tokens (B, P, L)``, ``codes (B, P, 3)`` -> ``(B, L)`` and ``(B, 3)`` (``None`` without codes).
+    """
     choice = torch.randint(tokens.shape[1], (len(tokens),), device=tokens.device)
-    return tokens[torch.arange(len(tokens), device=tokens.device), choice]
+    rows = torch.arange(len(tokens), device=tokens.device)
+    return tokens[rows, choice], None if codes is None else codes[rows, choice]
 
 
 # ---------------------------------------------------------------- CLIP
@@ -144,7 +155,7 @@ def train_clip(
     model_kwargs: dict[str, Any] | None = None,
     **fit_kwargs: Any,
 ) -> tuple[CLIP, History, float]:
-    """A :class:`~genai_lib.models.clip.CLIP` trained contrastively, captions of equal meaning counted as matches.
+    """A :class:`~genai_lib.models.clip.CLIP` trained contrastively; each caption true of an image counts as its match.
 
     AdamW at ``lr``, 5% warmup, cosine decay, weight decay 0.1 on the
     weights. Returns ``(model in eval mode on the CPU, history, seconds)``.
@@ -153,16 +164,17 @@ def train_clip(
     tok = captioned.tokenizer
     model = CLIP(tok.vocab_size, tok.context, **(model_kwargs or {}))
 
-    def loss_fn(batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-        images, tokens, groups = batch
-        return contrastive_loss(model(images, pick_phrasing(tokens)), groups)
+    def loss_fn(batch: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        images, image_codes, tokens, caption_codes = batch
+        tokens, caption_codes = pick_caption(tokens, caption_codes)
+        return contrastive_loss(model(images, tokens), true_of(caption_codes, image_codes))
 
     train = captioned.train
     start = time.perf_counter()
     history = fit(
         model,
         loss_fn,
-        (train.images, train.tokens, train.groups),
+        (train.images, train.codes, train.tokens, train.caption_codes),
         steps=steps,
         batch_size=batch_size,
         lr=lr,
@@ -193,24 +205,29 @@ def zero_shot_accuracy(
 
 @torch.no_grad()
 def retrieval_recall(
-    clip: CLIP, images: Tensor, tokens: Tensor, groups: Tensor, k: int = 1
+    clip: CLIP,
+    images: Tensor,
+    image_codes: Tensor,
+    tokens: Tensor,
+    caption_codes: Tensor,
+    k: int = 1,
 ) -> dict[str, float]:
-    """Recall@k both ways over a set of (image, caption) pairs, a hit being any item of the same meaning.
+    """Recall@k both ways over images and captions, a hit being any item the caption is true of (:func:`true_of`).
 
-    text -> image: for each caption, is an image of its meaning among the k
-    nearest images? image -> text: likewise for captions. Meanings repeat (many
-    images are "a thin seven"), so matching the exact partner would count correct
-    answers as misses.
+    text -> image: for each caption, is an image it describes among the k
+    nearest images? image -> text: is a caption true of the image among its k
+    nearest captions? Captions repeat (many images are "a thin seven"), so
+    matching only the exact partner would count right answers as misses.
     """
     clip.eval()
-    sim = clip.encode_image(images) @ clip.encode_text(tokens).T  # (N images, N captions)
-    same = groups[:, None] == groups[None, :]
-    top_images = sim.T.topk(k, dim=1).indices  # (N captions, k)
+    sim = clip.encode_image(images) @ clip.encode_text(tokens).T  # (N images, M captions)
+    same = true_of(caption_codes, image_codes)  # (N, M)
+    top_images = sim.T.topk(k, dim=1).indices  # (M captions, k)
     top_texts = sim.topk(k, dim=1).indices  # (N images, k)
-    rows = torch.arange(len(groups))[:, None]
+    captions, images_ = torch.arange(same.shape[1])[:, None], torch.arange(same.shape[0])[:, None]
     return {
-        "text_to_image": same[rows, top_images].any(1).float().mean().item(),
-        "image_to_text": same[rows, top_texts].any(1).float().mean().item(),
+        "text_to_image": same.T[captions, top_images].any(1).float().mean().item(),
+        "image_to_text": same[images_, top_texts].any(1).float().mean().item(),
     }
 
 
@@ -254,7 +271,7 @@ def train_text_denoiser(
 
     def loss_fn(batch: tuple[Tensor, Tensor]) -> Tensor:
         x0, tokens = batch
-        return diffusion_loss(model, schedule, x0, pick_phrasing(tokens), p_uncond=p_uncond)
+        return diffusion_loss(model, schedule, x0, pick_caption(tokens)[0], p_uncond=p_uncond)
 
     start = time.perf_counter()
     history = fit(

@@ -142,3 +142,32 @@ def plot_history(
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def show_captioned(
+    images: Tensor,
+    captions: Sequence[str],
+    ncol: int = 6,
+    size: float = 1.5,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Figure:
+    """Images ``(N, C, H, W)`` each with its caption underneath, ``ncol`` per row (grey as dark ink on white)."""
+    if len(captions) != len(images):
+        raise ValueError(f"One caption per image: {len(images)} images, {len(captions)} captions.")
+    message = range_warning(images, value_range)
+    if message:
+        warnings.warn(message, stacklevel=2)
+    lo, hi = value_range
+    scaled = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    nrow = -(-len(images) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * size, nrow * (size + 0.35)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, scaled, captions):
+        if image.shape[0] == 1:
+            ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
+        else:
+            ax.imshow(image.permute(1, 2, 0))
+        ax.set_title(caption, fontsize=8, wrap=True)
+    fig.tight_layout()
+    return fig

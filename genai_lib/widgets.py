@@ -350,3 +350,65 @@ def trajectory_explorer(
     )
     box.sliders, box.image, box.label = [slider], image, label
     return box
+
+
+def prompt_explorer(
+    draw: Callable[[str, float, int], Tensor],
+    prompt: str = "a thin 4",
+    guidance: float = 2.0,
+    max_guidance: float = 6.0,
+    nrow: int = 8,
+    scale: int = 4,
+    title: str = "Type a prompt and press Enter; the model draws it",
+) -> widgets.VBox:
+    """A text box, a guidance slider, a "new noise" button, and the grid ``draw(prompt, guidance, seed)`` returns.
+
+    ``draw`` returns images ``(N, C, H, W)`` in [0, 1]. A ``ValueError`` it
+    raises (an empty prompt, a word the tokenizer does not know) is shown
+    under the box in place of the images, and the last grid stays.
+    """
+    text = widgets.Text(value=prompt, description="prompt", continuous_update=False)
+    slider = widgets.FloatSlider(
+        value=guidance,
+        min=0.0,
+        max=max_guidance,
+        step=0.5,
+        description="guidance s",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
+    button = widgets.Button(description="new noise")
+    message = widgets.HTML()
+    seed = {"value": 0}
+    image = widgets.Image(format="png")
+
+    def redraw(*_: object) -> None:
+        try:
+            with torch.no_grad():
+                images = draw(text.value, slider.value, seed["value"])
+        except ValueError as err:
+            message.value = f"<span style='color: #b00'>{html.escape(str(err))}</span>"
+            return
+        image.value = image_grid_to_png(images, nrow=nrow, scale=scale)
+        message.value = f"<i>{html.escape(text.value)}</i>, s = {slider.value:g}"
+
+    def new_noise(_: object) -> None:
+        seed["value"] += 1
+        redraw()
+
+    redraw()
+    if not image.value:  # the first prompt itself failed: say so here, not in a blank widget
+        raise ValueError(f"The first prompt {prompt!r} could not be drawn: {message.value}")
+    text.observe(redraw, names="value")
+    slider.observe(redraw, names="value")
+    button.on_click(new_noise)
+    box = widgets.VBox(
+        [
+            widgets.HTML(f"<b>{html.escape(title)}</b>"),
+            widgets.HBox([text, slider, button]),
+            message,
+            image,
+        ]
+    )
+    box.text, box.slider, box.button, box.message, box.image = text, slider, button, message, image
+    return box

@@ -121,6 +121,59 @@ def test_diffusion_benchmark_reports_its_keys():
     assert summary["guidance"] == 2.0 and 0 <= summary["cond_acc"] <= 1
 
 
+def test_the_unconditional_diffusion_benchmark_trains_only_the_dcgan_and_the_unconditional_model():
+    args = [str(BENCHMARKS / "diffusion.py"), "--unconditional-only", "--base-channels", "8"]
+    args += ["--steps", "10", "--gan-steps", "10", "--timesteps", "50"]
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"fd_floor", "dcgan_fd", "samplers", "train_s"}
+    assert (
+        "VAE" not in result.stdout
+        and "cGAN" not in result.stdout
+        and "guidance" not in result.stdout
+    )
+
+
+def test_text_to_image_benchmark_reports_its_keys():
+    summary = last_json_line(
+        [
+            str(BENCHMARKS / "text_to_image.py"),
+            "--clip-steps",
+            "10",
+            "--steps",
+            "10",
+            "--sweep",
+            "1",
+            "--per-combo",
+            "4",
+            "--n-eval",
+            "20",
+        ]
+    )
+    assert set(summary["clip"]) >= {"zero_shot_acc", "r_at_1_text_to_image", "r_at_1_image_to_text"}
+    assert set(summary["t2i"]) >= {
+        "guidance",
+        "digit_acc",
+        "attribute_acc",
+        "heldout_combo_digit_acc",
+        "heldout_combo_attribute_acc",
+        "fd",
+        "fd_floor",
+        "clip_score",
+        "train_s",
+        "s_per_100",
+    }
+    assert summary["t2i"]["guidance"] == 2.0 and set(summary["sweep"]) == {"1", "2"}
+    for key in (
+        "digit_acc",
+        "attribute_acc",
+        "heldout_combo_digit_acc",
+        "heldout_combo_attribute_acc",
+    ):
+        assert 0 <= summary["t2i"][key] <= 1
+    assert summary["t2i"]["fd"] > 0 and summary["t2i"]["s_per_100"] > 0
+
+
 def test_scaling_benchmark_reports_its_keys():
     summary = last_json_line(
         [

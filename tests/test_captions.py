@@ -192,3 +192,35 @@ def test_a_caption_longer_than_the_context_is_refused_not_cut():
 
 def test_words_are_split_at_spaces_and_commas_in_any_case():
     assert split_words("7,Thin,  leaning LEFT") == ["7", ",", "thin", ",", "leaning", "left"]
+
+
+def test_a_caption_is_true_of_every_image_it_describes_and_no_other():
+    from genai_lib.data.captions import true_of
+
+    images = [Description(7, "thin", "leaning left"), Description(7), Description(1, "thin")]
+    captions = [
+        Description(7),
+        Description(7, "thin"),
+        Description(7, None, "leaning right"),
+        Description(1),
+    ]
+    table = true_of(
+        torch.tensor([c.codes for c in captions]), torch.tensor([d.codes for d in images])
+    ).tolist()
+    assert table == [
+        [True, True, False, False],  # a thin seven leaning left: "a 7", "a thin 7"
+        [True, False, False, False],  # a middling seven: only "a 7" ("thin" is not said of it)
+        [False, False, False, True],  # a thin one: "a 1"
+    ]
+
+
+def test_shortened_descriptions_are_all_the_true_ones():
+    full = Description(4, "thick", "leaning right")
+    assert full.shortened() == [
+        full,
+        Description(4, "thick"),
+        Description(4, None, "leaning right"),
+        Description(4),
+    ]
+    assert Description(4).shortened() == [Description(4)]
+    assert Description(4, "thin").codes == (4, 1, 0)

@@ -32,28 +32,44 @@ def test_contrastive_loss_is_the_mean_of_both_directions_cross_entropy_written_o
     assert contrastive_loss(torch.eye(6) * 50).item() < 1e-6
 
 
-def test_with_groups_captions_of_the_same_meaning_are_not_pushed_apart():
+def test_with_matches_captions_true_of_an_image_are_not_pushed_away_from_it():
     # pairs 0 and 1 mean the same thing; logits that cannot tell them apart are optimal
-    groups = torch.tensor([0, 0, 1, 2])
+    matches = torch.eye(4, dtype=torch.bool)
+    matches[0, 1] = matches[1, 0] = True
     tied = torch.full((4, 4), -20.0)
     tied[:2, :2] = 20.0
     tied[2, 2] = tied[3, 3] = 20.0
     # the minimum of a soft-target cross-entropy is the targets' entropy: log 2 for rows 0, 1 (and columns)
     expected = (2 * math.log(2) + 0 + 0) / 4
-    assert contrastive_loss(tied, groups).item() == pytest.approx(expected, abs=1e-6)
-    # logits that tell 0 and 1 apart: the plain loss prefers them, the grouped loss does not
+    assert contrastive_loss(tied, matches).item() == pytest.approx(expected, abs=1e-6)
+    # logits that tell 0 and 1 apart: the plain loss prefers them, the loss with matches does not
     apart = torch.full((4, 4), -20.0).fill_diagonal_(20.0)
     assert contrastive_loss(apart).item() < contrastive_loss(tied).item() - 0.3
-    assert contrastive_loss(apart, groups).item() > contrastive_loss(tied, groups).item() + 0.3
-    distinct = torch.arange(4)
-    torch.testing.assert_close(contrastive_loss(tied, distinct), contrastive_loss(tied))
+    assert contrastive_loss(apart, matches).item() > contrastive_loss(tied, matches).item() + 0.3
+    torch.testing.assert_close(
+        contrastive_loss(tied, torch.eye(4, dtype=torch.bool)), contrastive_loss(tied)
+    )
+
+
+def test_a_caption_true_of_several_images_spreads_its_column_over_them():
+    # caption 0 ("a 7") is true of images 0 and 1; caption 1 ("a thin 7") only of image 1
+    matches = torch.tensor([[True, False], [True, True]])
+    logits = torch.tensor([[1.0, -0.5], [0.3, 2.0]])
+    log_rows, log_cols = logits.log_softmax(1), logits.log_softmax(0)
+    image_to_text = -(log_rows[0, 0] + (log_rows[1, 0] + log_rows[1, 1]) / 2) / 2
+    text_to_image = -((log_cols[0, 0] + log_cols[1, 0]) / 2 + log_cols[1, 1]) / 2
+    torch.testing.assert_close(
+        contrastive_loss(logits, matches), (image_to_text + text_to_image) / 2
+    )
 
 
 def test_contrastive_loss_refuses_non_square_logits_and_wrong_groups():
     with pytest.raises(ValueError, match="square logits"):
         contrastive_loss(torch.zeros(4, 5))
-    with pytest.raises(ValueError, match="one id per pair"):
-        contrastive_loss(torch.zeros(4, 4), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="must be bool of shape"):
+        contrastive_loss(torch.zeros(4, 4), torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="diagonal"):
+        contrastive_loss(torch.zeros(2, 2), torch.tensor([[True, True], [True, False]]))
 
 
 # ---------------------------------------------------------------- CLIP

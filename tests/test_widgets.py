@@ -279,3 +279,50 @@ def test_grid_widgets_warn_about_0_255_images_and_trajectories_check_their_last_
     recwarn.clear()
     trajectory_explorer(((raw + 1) / 2).clamp(0, 1))  # as chapter 05 maps it
     assert not user_warnings(recwarn)
+
+
+def test_prompt_explorer_draws_each_prompt_and_shows_a_tokenizer_error_without_losing_the_grid():
+    from genai_lib.data.captions import CaptionTokenizer
+    from genai_lib.widgets import prompt_explorer
+
+    tok = CaptionTokenizer()
+    calls = []
+
+    def draw(prompt, guidance, seed):
+        ids = tok.prompt(prompt)  # raises for an unknown word or an empty prompt
+        calls.append((prompt, guidance, seed))
+        g = torch.Generator().manual_seed(int(ids.sum()) + 100 * seed)
+        return torch.rand((4, 1, 8, 8), generator=g)
+
+    box = prompt_explorer(draw, prompt="a 3", guidance=2.0)
+    first = bytes(box.image.value)
+    assert calls == [("a 3", 2.0, 0)] and first
+    box.text.value = "a thin 4"
+    assert calls[-1] == ("a thin 4", 2.0, 0) and bytes(box.image.value) != first
+    kept = bytes(box.image.value)
+    box.text.value = "a thik 4"  # refused by the tokenizer: the message says why, the grid stays
+    assert (
+        "thik" in box.message.value
+        and "thick" in box.message.value
+        and bytes(box.image.value) == kept
+    )
+    box.slider.value = 4.0
+    box.button.click()  # still refused, with a new seed
+    assert calls[-1] == ("a thin 4", 2.0, 0) and "thik" in box.message.value
+    box.text.value = "a 7"
+    box.button.click()
+    assert calls[-1] == ("a 7", 4.0, 2)
+    with pytest.raises(ValueError, match="could not be drawn"):
+        prompt_explorer(draw, prompt="")
+
+
+def test_show_captioned_puts_each_caption_over_its_image_and_refuses_a_count_mismatch():
+    from genai_lib.viz import show_captioned
+
+    fig = show_captioned(torch.rand(5, 1, 8, 8), [f"caption {i}" for i in range(5)], ncol=3)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert (
+        titles[:5] == [f"caption {i}" for i in range(5)] and titles[5] == ""
+    )  # 2 rows of 3, one empty
+    with pytest.raises(ValueError, match="One caption per image"):
+        show_captioned(torch.rand(3, 1, 8, 8), ["a", "b"])

@@ -119,9 +119,48 @@ class Description:
         found = {"thickness": self.thickness, "slant": self.slant}
         return {k: v for k, v in found.items() if v is not None}
 
+    @property
+    def codes(self) -> tuple[int, int, int]:
+        """``(digit, thickness, slant)`` as integers: 0 where no attribute is stated, else 1 + its index.
+
+        The index is into THICKNESS or SLANT.
+        As an image's codes, 0 means middling (no word describes it).
+        """
+        th = 0 if self.thickness is None else 1 + THICKNESS.index(self.thickness)
+        sl = 0 if self.slant is None else 1 + SLANT.index(self.slant)
+        return self.digit, th, sl
+
+    def shortened(self) -> list[Description]:
+        """This description with every subset of its attributes left out, itself first: all true of the same image."""
+        options = [
+            (self.thickness, None) if self.thickness else (None,),
+            (self.slant, None) if self.slant else (None,),
+        ]
+        return [Description(self.digit, th, sl) for th in options[0] for sl in options[1]]
+
     def has(self, digit: int, word: str) -> bool:
         """Whether this describes ``digit`` with the attribute value ``word`` (e.g. 4, "thin")."""
         return self.digit == digit and word in self.attributes.values()
+
+
+def true_of(captions: Tensor, images: Tensor) -> Tensor:
+    """Which captions are true of which images: ``(N, M)`` bool from codes ``captions (M, 3)`` and ``images (N, 3)``.
+
+    Codes are :attr:`Description.codes`. Caption ``j`` is true of image ``i``
+    when the digits agree and every attribute the caption states (code > 0)
+    is the image's own. An image's code 0 means "middling", which no
+    attribute word describes; a caption's code 0 means "not stated". So "a 7"
+    is true of every seven, and "a thin 7" of no middling one.
+    """
+    if captions.dim() != 2 or captions.shape[1] != 3 or images.dim() != 2 or images.shape[1] != 3:
+        raise ValueError(
+            f"true_of takes codes (M, 3) and (N, 3) (digit, thickness, slant); "
+            f"got {tuple(captions.shape)} and {tuple(images.shape)}."
+        )
+    cap, img = captions[None, :, :], images[:, None, :]  # (1, M, 3), (N, 1, 3)
+    digit = cap[..., 0] == img[..., 0]
+    attrs = ((cap[..., 1:] == 0) | (cap[..., 1:] == img[..., 1:])).all(-1)
+    return digit & attrs
 
 
 def phrase(description: Description, template: int = 0) -> str:
